@@ -1,0 +1,100 @@
+"""Settings read from an injected environment mapping.
+
+The environment is passed in rather than read at import, so tests build settings from a
+plain dict and nothing changes behind a caller's back (docker-py's ``kwargs_from_env``
+takes the same approach; testcontainers' import-time class defaults do not).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envkit.errors import EnvkitError
+
+_IDENT = re.compile(r"[^a-z0-9_.-]+")
+
+DEFAULT_READY_TIMEOUT = 60.0
+
+
+def sanitize_ident(raw: str, *, limit: int = 32) -> str:
+    """Fold *raw* into the characters Docker accepts in resource names."""
+    folded = _IDENT.sub("-", raw.lower()).strip("-.")
+    return folded[:limit] or "x"
+
+
+def _default_images_dir(environ: Mapping[str, str]) -> Path:
+    # A source checkout keeps images/ beside the package; an installed envkit looks
+    # in the working directory, which is where a project keeps its own images/.
+    beside_package = Path(__file__).resolve().parent.parent / "images"
+    if beside_package.is_dir():
+        return beside_package
+    return Path(environ.get("PWD", os.getcwd())) / "images"
+
+
+def _default_cache_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".cache")
+    return Path(base) / "envkit"
+
+
+def _parse_seconds(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise EnvkitError(
+            f"environment variable {key}={raw!r} is not a positive number of seconds",
+            fix=f"set {key} to a number such as 60, or unset it",
+        )
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What envkit needs to know about its surroundings, resolved once.
+
+    :param docker_host: the engine URL (``DOCKER_HOST``); ``None`` means the local socket.
+    :param session: a run-wide id shared by all workers (``ENVKIT_SESSION``), if set.
+    :param stack: the default stack name or spec path (``ENVKIT_STACK``).
+    :param images_dir: where ``images/<name>/Dockerfile`` build contexts live.
+    :param cache_dir: where locks and state files go.
+    :param ready_timeout: default readiness deadline per service, in seconds.
+    :param host_address: override of the address published ports are reached at.
+    """
+
+    docker_host: str | None = None
+    session: str | None = None
+    stack: str = "default"
+    images_dir: Path = field(default_factory=lambda: _default_images_dir(os.environ))
+    cache_dir: Path = field(default_factory=lambda: _default_cache_dir(os.environ))
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    host_address: str | None = None
+    base_suite: str = "bookworm"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from *environ* (pass ``os.environ`` at the edge)."""
+        images = environ.get("ENVKIT_IMAGES_DIR")
+        session = environ.get("ENVKIT_SESSION")
+        return cls(
+            docker_host=environ.get("DOCKER_HOST") or None,
+            session=sanitize_ident(session, limit=24) if session else None,
+            stack=environ.get("ENVKIT_STACK") or "default",
+            images_dir=Path(images) if images else _default_images_dir(environ),
+            cache_dir=_default_cache_dir(environ),
+            ready_timeout=_parse_seconds(environ, "ENVKIT_READY_TIMEOUT", DEFAULT_READY_TIMEOUT),
+            host_address=environ.get("ENVKIT_HOST_ADDRESS") or None,
+            base_suite=environ.get("ENVKIT_BASE_SUITE") or "bookworm",
+        )
+
+    @property
+    def lock_dir(self) -> Path:
+        """Directory of the file locks that serialize image builds across workers."""
+        return self.cache_dir / "locks"

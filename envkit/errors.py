@@ -1,0 +1,167 @@
+"""The exceptions envkit raises, one root and a subclass per cause.
+
+Every error says what went wrong, shows what it found, and ends with the fix, so
+that a failing test run can be repaired from its message alone::
+
+    EnvkitError
+    ├── SpecError              a stack spec is malformed (names service, field, value)
+    ├── EngineUnavailableError the Docker engine does not answer
+    ├── EngineError            the engine refused a request (after retries)
+    ├── ImageError             an image is missing or its build failed
+    │   └── ImageBuildError    carries the build log
+    ├── DeviceNotFoundError    a device mapping names a host path that is absent
+    ├── ReadinessTimeoutError  a service did not become ready before its deadline
+    ├── StackStateError        a Stack method was called in the wrong lifecycle state
+    └── StackNotFoundError     no stack on the engine has the given identifier
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EnvkitError(Exception):
+    """Root of every error envkit raises on purpose.
+
+    :param message: what went wrong.
+    :param fix: the action that resolves it; appended to the message.
+    """
+
+    def __init__(self, message: str, *, fix: str = "") -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message}\n  fix: {fix}" if fix else message)
+
+
+class SpecError(EnvkitError, ValueError):
+    """A stack spec is invalid; raised at construction, before Docker is touched."""
+
+    def __init__(
+        self,
+        *,
+        stack: str | None,
+        service: str | None,
+        field: str,
+        value: object,
+        problem: str,
+        fix: str,
+    ) -> None:
+        self.stack = stack
+        self.service = service
+        self.field = field
+        self.value = value
+        parts = [f"stack {stack!r}" if stack else "", f"service {service!r}" if service else ""]
+        where = ", ".join(p for p in parts if p) or "spec"
+        super().__init__(f"{where}: field {field!r} = {value!r}: {problem}", fix=fix)
+
+
+class EngineUnavailableError(EnvkitError):
+    """The Docker engine cannot be reached at all."""
+
+    def __init__(self, *, docker_host: str, cause: str) -> None:
+        self.docker_host = docker_host
+        self.cause = cause
+        super().__init__(
+            f"the Docker engine at {docker_host} does not answer: {cause}",
+            fix="start the daemon (`sudo systemctl start docker`, or `dockerd &`), or point "
+            "DOCKER_HOST at a running engine; `envkit doctor` checks the setup",
+        )
+
+
+class EngineError(EnvkitError):
+    """The engine answered with an error that retrying did not cure."""
+
+    def __init__(self, *, action: str, cause: str, fix: str = "") -> None:
+        self.action = action
+        self.cause = cause
+        super().__init__(f"Docker refused to {action}: {cause}", fix=fix)
+
+
+class ImageError(EnvkitError):
+    """An image a stack needs is absent and cannot be built or pulled."""
+
+    def __init__(self, *, image: str, problem: str, fix: str) -> None:
+        self.image = image
+        super().__init__(f"image {image!r}: {problem}", fix=fix)
+
+
+class ImageBuildError(ImageError):
+    """``docker build`` failed; ``build_log`` holds the builder's output."""
+
+    def __init__(self, *, image: str, context: str, reason: str, build_log: Sequence[str]) -> None:
+        self.context = context
+        self.build_log = list(build_log)
+        tail = "\n    ".join(self.build_log[-15:])
+        super().__init__(
+            image=image,
+            problem=f"build of {context} failed: {reason}\n  last build output:\n    {tail}",
+            fix=f"fix the Dockerfile in {context}, then rerun; `envkit images build` shows the "
+            "whole build",
+        )
+
+
+class DeviceNotFoundError(EnvkitError):
+    """A service maps a host device that this machine does not have."""
+
+    def __init__(self, *, service: str, device: str, available: Sequence[str]) -> None:
+        self.service = service
+        self.device = device
+        found = ", ".join(available) or "none"
+        super().__init__(
+            f"service {service!r}: host device {device!r} does not exist "
+            f"(character devices like it on this host: {found})",
+            fix="connect the device, load its driver (for cameras: `modprobe v4l2loopback`), "
+            "or remove the mapping from the spec",
+        )
+
+
+class ReadinessTimeoutError(EnvkitError, TimeoutError):
+    """A service's readiness check did not pass before the service's deadline."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        check: str,
+        timeout: float,
+        last_error: str,
+        state: str,
+        exit_code: int | None,
+        oom_killed: bool,
+        log_tail: Sequence[str],
+    ) -> None:
+        self.service = service
+        self.check = check
+        self.timeout = timeout
+        self.last_error = last_error
+        self.state = state
+        self.exit_code = exit_code
+        self.oom_killed = oom_killed
+        self.log_tail = list(log_tail)
+        status = state if exit_code is None else f"{state}, exit code {exit_code}"
+        if oom_killed:
+            status += ", OOM-killed"
+        logs = "\n    ".join(self.log_tail) or "(no output)"
+        super().__init__(
+            f"service {service!r} not ready after {timeout:.1f}s: check {check} "
+            f"last failed with: {last_error}\n  container: {status}\n"
+            f"  last log lines:\n    {logs}",
+            fix="read the log lines above; raise the service's `ready_timeout` if it is only "
+            "slow, or correct its command or readiness check",
+        )
+
+
+class StackStateError(EnvkitError, RuntimeError):
+    """A Stack method was called when the stack's lifecycle does not allow it."""
+
+
+class StackNotFoundError(EnvkitError, LookupError):
+    """No stack on the engine carries the requested identifier."""
+
+    def __init__(self, *, stack: str, known: Sequence[str]) -> None:
+        self.stack = stack
+        listing = ", ".join(known) or "none"
+        super().__init__(
+            f"no stack {stack!r} on this engine (stacks present: {listing})",
+            fix="run `envkit ps` to list stacks, and pass one of its identifiers",
+        )

@@ -1,0 +1,88 @@
+"""The label contract on every resource envkit creates.
+
+These keys are public: the CLI, the reaper and users' own scripts select envkit's
+resources by them, and nothing without them is ever removed. The namespace is reserved;
+a spec may not set labels inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+PREFIX = "envkit."
+SESSION = "envkit.session"
+WORKER = "envkit.worker"
+STACK = "envkit.stack"
+SERVICE = "envkit.service"
+OWNER = "envkit.owner"
+CREATED = "envkit.created"
+
+CONTRACT = (SESSION, WORKER, STACK, SERVICE, OWNER, CREATED)
+
+
+def owner_id() -> str:
+    """Identify this process as ``<host>:<pid>``, so a sweep can tell if it still lives."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def utc_now() -> str:
+    """Timestamp in UTC ISO 8601, as stored in ``envkit.created``."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ownership:
+    """Who a stack's resources belong to; stamped on all of them at creation.
+
+    :param session: the test run (shared by its xdist workers).
+    :param worker: the xdist worker id, or ``main``.
+    :param stack: the stack's identifier, unique on the engine.
+    :param owner: ``<host>:<pid>`` of the creating process.
+    :param created: creation time, UTC ISO 8601.
+    """
+
+    session: str
+    worker: str
+    stack: str
+    owner: str
+    created: str
+
+    def stack_labels(self) -> dict[str, str]:
+        """Labels for the stack's network and volumes."""
+        return {
+            SESSION: self.session,
+            WORKER: self.worker,
+            STACK: self.stack,
+            OWNER: self.owner,
+            CREATED: self.created,
+        }
+
+    def service_labels(self, service: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Labels for one service's container, with the user's own labels first."""
+        return {**(extra or {}), **self.stack_labels(), SERVICE: service}
+
+
+def selector(
+    *,
+    session: str | None = None,
+    worker: str | None = None,
+    stack: str | None = None,
+    owner: str | None = None,
+) -> dict[str, list[str]]:
+    """Docker ``filters`` selecting envkit resources; with no argument, all of them."""
+    wanted = [SESSION]
+    for key, value in ((SESSION, session), (WORKER, worker), (STACK, stack), (OWNER, owner)):
+        if value is not None:
+            wanted.append(f"{key}={value}")
+    if len(wanted) > 1:
+        wanted.remove(SESSION)
+    return {"label": wanted}
+
+
+def reserved(labels: Mapping[str, str]) -> list[str]:
+    """Keys of *labels* inside envkit's reserved namespace."""
+    return sorted(key for key in labels if key.startswith(PREFIX))

@@ -1,0 +1,222 @@
+"""Readiness checks and the one deadline loop that runs them.
+
+A check is a small frozen object with a ``probe`` that raises :class:`NotReady` until
+the service answers (the shape of testcontainers' wait strategies). Unlike those, all of
+a service's checks share one deadline, and the loop looks at the container between
+attempts, so a service that exits is reported at once with its exit code and logs
+instead of after the whole timeout.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from envkit.errors import ReadinessTimeoutError
+
+LOG_TAIL_LINES = 30
+
+
+class NotReady(Exception):
+    """Raised by a probe while its service is not ready yet; the loop retries."""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """The part of a container's state that tells whether waiting still makes sense."""
+
+    status: str
+    exit_code: int | None = None
+    oom_killed: bool = False
+    health: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive (``created`` counts: it is about to start)."""
+        return self.status in {"created", "running", "restarting"}
+
+
+class Target(Protocol):
+    """What a probe may ask of the service it checks; runtime's handle implements it."""
+
+    @property
+    def service(self) -> str: ...
+
+    def host_endpoint(self, port: int | str) -> tuple[str, int]: ...
+
+    def state(self) -> ContainerState: ...
+
+    def logs(self) -> str: ...
+
+    def exec(self, command: Sequence[str]) -> tuple[int, str]: ...
+
+
+class Check(Protocol):
+    """A readiness probe: ``probe`` returns when ready and raises :class:`NotReady` if not."""
+
+    def describe(self) -> str: ...
+
+    def probe(self, target: Target) -> None: ...
+
+
+@dataclass(frozen=True)
+class Tcp:
+    """Ready when the published *port* accepts a connection that stays open.
+
+    Docker's userland proxy accepts on the host port before the service listens and
+    then closes the connection; an immediate EOF therefore counts as not ready.
+    """
+
+    port: int | str
+    settle: float = 0.05
+
+    def describe(self) -> str:
+        return f"Tcp({self.port})"
+
+    def probe(self, target: Target) -> None:
+        host, port = target.host_endpoint(self.port)
+        try:
+            with socket.create_connection((host, port), timeout=1.0) as sock:
+                sock.settimeout(self.settle)
+                try:
+                    if sock.recv(1, socket.MSG_PEEK) == b"":
+                        raise NotReady(f"{host}:{port} closed the connection at once")
+                except TimeoutError:
+                    return
+        except OSError as exc:
+            raise NotReady(f"connect to {host}:{port}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Http:
+    """Ready when ``GET path`` on the published *port* answers *status*.
+
+    :param body: optional predicate on the decoded body, for services that answer 200
+        before they are really up.
+    """
+
+    port: int | str
+    path: str = "/"
+    status: int = 200
+    body: Callable[[str], bool] | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        return f"Http({self.port}, {self.path!r}, status={self.status})"
+
+    def probe(self, target: Target) -> None:
+        host, port = target.host_endpoint(self.port)
+        conn = http.client.HTTPConnection(host, port, timeout=2.0)
+        try:
+            conn.request("GET", self.path)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise NotReady(f"GET {self.path} on {host}:{port}: {exc!r}") from exc
+        finally:
+            conn.close()
+        if response.status != self.status:
+            raise NotReady(f"GET {self.path} answered {response.status}, not {self.status}")
+        if self.body is not None and not self.body(text):
+            raise NotReady(f"GET {self.path} body did not satisfy the predicate: {text[:200]!r}")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """Ready when the container's output has a line matching the regex *pattern*."""
+
+    pattern: str
+
+    def describe(self) -> str:
+        return f"LogLine({self.pattern!r})"
+
+    def probe(self, target: Target) -> None:
+        if re.search(self.pattern, target.logs(), re.MULTILINE) is None:
+            raise NotReady(f"no log line matches {self.pattern!r} yet")
+
+
+@dataclass(frozen=True)
+class Healthy:
+    """Ready when Docker's own HEALTHCHECK reports ``healthy``."""
+
+    def describe(self) -> str:
+        return "Healthy()"
+
+    def probe(self, target: Target) -> None:
+        health = target.state().health
+        if health is None:
+            raise NotReady("the image defines no HEALTHCHECK")
+        if health != "healthy":
+            raise NotReady(f"health status is {health!r}")
+
+
+@dataclass(frozen=True)
+class Exec:
+    """Ready when *command*, run inside the container, exits 0."""
+
+    command: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"Exec({' '.join(self.command)!r})"
+
+    def probe(self, target: Target) -> None:
+        code, output = target.exec(self.command)
+        if code != 0:
+            raise NotReady(f"exited {code}: {output.strip()[-200:]}")
+
+
+class _Exited(Exception):
+    """The container stopped: waiting longer cannot help."""
+
+
+def wait_ready(target: Target, checks: Sequence[Check], *, timeout: float) -> None:
+    """Run *checks* in order under one deadline of *timeout* seconds.
+
+    :raises ReadinessTimeoutError: when the deadline passes or the container exits;
+        it carries the failing check, the container state and the log tail.
+    """
+    deadline = time.monotonic() + timeout
+    for check in checks:
+        attempt = _attempt(target, check)
+        try:
+            for retry in Retrying(
+                stop=stop_after_delay(max(deadline - time.monotonic(), 0.0)),
+                wait=wait_exponential(multiplier=0.02, min=0.02, max=0.5),
+                retry=retry_if_exception_type(NotReady),
+                reraise=True,
+            ):
+                with retry:
+                    attempt()
+        except (NotReady, _Exited) as exc:
+            raise _timeout_error(target, check, timeout, str(exc)) from None
+
+
+def _attempt(target: Target, check: Check) -> Callable[[], None]:
+    def run() -> None:
+        state = target.state()
+        if not state.running:
+            raise _Exited(f"container is {state.status} (exit code {state.exit_code})")
+        check.probe(target)
+
+    return run
+
+
+def _timeout_error(target: Target, check: Check, timeout: float, last: str) -> ReadinessTimeoutError:
+    state = target.state()
+    tail = target.logs().splitlines()[-LOG_TAIL_LINES:]
+    return ReadinessTimeoutError(
+        service=target.service,
+        check=check.describe(),
+        timeout=timeout,
+        last_error=last,
+        state=state.status,
+        exit_code=None if state.running else state.exit_code,
+        oom_killed=state.oom_killed,
+        log_tail=tail,
+    )

@@ -1,0 +1,273 @@
+"""Bring a stack up on its own network, and take everything it made down again.
+
+A stack's network and containers carry the stack's labels from the moment they exist,
+and teardown selects by those labels rather than by what this process remembers, so a
+half-finished ``up()`` or a container that already died is removed all the same.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Protocol
+
+from docker.models.containers import Container
+
+from envkit import _engine, labels
+from envkit._containers import ServiceHandle, check_devices, create_service
+from envkit._engine import Engine
+from envkit.errors import EnvkitError, StackStateError
+from envkit.readiness import wait_ready
+from envkit.spec import Build, ServiceSpec, StackSpec
+
+
+class ImageResolver(Protocol):
+    """Turns a spec's image (tag or build) into a tag present on the engine."""
+
+    def resolve(self, image: str | Build) -> str: ...
+
+
+class StackState(enum.Enum):
+    """Where a :class:`Stack` is in its life; each method says which states it accepts."""
+
+    NEW = "new"
+    STARTING = "starting"
+    UP = "up"
+    DOWN = "down"
+
+
+class _DependencyFailed(EnvkitError):
+    """A service was not started because a service it depends on failed."""
+
+
+def network_name(stack_id: str) -> str:
+    """The stack's private network, ``envkit-<session>-<worker>-<stack>``."""
+    return f"envkit-{stack_id}"
+
+
+class Stack:
+    """A running instance of a :class:`StackSpec`, private to one worker.
+
+    :param spec: what to run.
+    :param engine: the engine connection.
+    :param images: resolves each service's image to a present tag.
+    :param session: the test run's id; :param worker: the xdist worker id.
+    :param name: this instance's name (defaults to the spec's); unique per worker.
+    :param ready_timeout: default readiness deadline for services without their own.
+    """
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        *,
+        engine: Engine,
+        images: ImageResolver,
+        session: str,
+        worker: str,
+        name: str | None = None,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self._images = images
+        self.ownership = labels.Ownership(
+            session=session,
+            worker=worker,
+            stack=f"{session}-{worker}-{name or spec.name}",
+            owner=labels.owner_id(),
+            created=labels.utc_now(),
+        )
+        self._ready_timeout = ready_timeout
+        self._handles: dict[str, ServiceHandle] = {}
+        self._state = StackState.NEW
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Stack {self.id} {self._state.value} services={[s.name for s in self.spec.services]}>"
+
+    @property
+    def id(self) -> str:
+        """The identifier ``envkit down`` and ``envkit ps`` use; unique on the engine."""
+        return self.ownership.stack
+
+    @property
+    def network(self) -> str:
+        """Name of the stack's private bridge network."""
+        return network_name(self.id)
+
+    @property
+    def state(self) -> StackState:
+        """The stack's lifecycle state."""
+        return self._state
+
+    def __enter__(self) -> Stack:
+        return self.up()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+    def up(self) -> Stack:
+        """Create the network, start services (independent ones concurrently), wait ready.
+
+        :raises StackStateError: if the stack was already started.
+        :raises EnvkitError: the first real failure; everything made so far is removed.
+        """
+        with self._lock:
+            if self._state is not StackState.NEW:
+                raise StackStateError(
+                    f"stack {self.id} is {self._state.value}; up() runs once per Stack",
+                    fix="create a new Stack (or use the envkit_stack_factory fixture) "
+                    "for another instance",
+                )
+            self._state = StackState.STARTING
+        try:
+            if not self.engine.remote:
+                for svc in self.spec.services:
+                    check_devices(svc)
+            tags = {svc.name: self._images.resolve(svc.image) for svc in self.spec.services}
+            self._create_network()
+            self._start_services(tags)
+        except BaseException:
+            self.down()
+            raise
+        self._state = StackState.UP
+        return self
+
+    def down(self) -> None:
+        """Remove every container, volume and network labelled with this stack; idempotent."""
+        with self._lock:
+            if self._state is StackState.DOWN:
+                return
+            self._state = StackState.DOWN
+        teardown(self.engine, self.id, stop_timeouts={
+            svc.name: svc.stop_timeout for svc in self.spec.services
+        })
+        self._handles.clear()
+
+    def _create_network(self) -> None:
+        client = self.engine.client
+        _engine.call(
+            f"create network {self.network}",
+            lambda: client.networks.create(
+                self.network, driver="bridge", labels=self.ownership.stack_labels(),
+                check_duplicate=True,
+            ),
+        )
+
+    def _start_services(self, tags: dict[str, str]) -> None:
+        futures: dict[str, Future[ServiceHandle]] = {}
+        with ThreadPoolExecutor(max_workers=len(self.spec.services),
+                                thread_name_prefix=f"envkit-{self.spec.name}") as pool:
+            for svc in self.spec.start_order():
+                deps = [futures[d] for d in svc.depends_on]
+                futures[svc.name] = pool.submit(self._start_one, svc, tags[svc.name], deps)
+        errors = [f.exception() for f in futures.values() if f.exception() is not None]
+        root = [e for e in errors if not isinstance(e, _DependencyFailed)]
+        if errors:
+            raise (root or errors)[0]  # type: ignore[misc]
+
+    def _start_one(
+        self, svc: ServiceSpec, tag: str, deps: Sequence[Future[ServiceHandle]]
+    ) -> ServiceHandle:
+        for dep in deps:
+            if dep.exception() is not None:
+                raise _DependencyFailed(f"service {svc.name!r} not started: a dependency failed")
+        handle = create_service(
+            engine=self.engine, spec=svc, image=tag, network=self.network,
+            labels=self.ownership.service_labels(svc.name, svc.labels),
+            container_name=f"{self.network}-{svc.name}",
+        )
+        with self._lock:
+            self._handles[svc.name] = handle
+        wait_ready(handle, svc.ready, timeout=svc.ready_timeout or self._ready_timeout)
+        return handle
+
+    def _handle(self, service: str) -> ServiceHandle:
+        if self._state is not StackState.UP:
+            raise StackStateError(f"stack {self.id} is {self._state.value}, not up",
+                                  fix="call up() first (or use the stack as a context manager)")
+        try:
+            return self._handles[service]
+        except KeyError:
+            raise KeyError(f"stack {self.id} has no service {service!r} "
+                           f"(services: {', '.join(sorted(self._handles))})") from None
+
+    def endpoint(self, service: str, port: int | str) -> tuple[str, int]:
+        """Host and ephemeral host port at which *service*'s container *port* is published."""
+        return self._handle(service).host_endpoint(port)
+
+    def url(
+        self, service: str, port: int | str, scheme: str = "http", path: str = ""
+    ) -> str:
+        """A URL for *service*'s published *port*, e.g. ``http://127.0.0.1:49153/health``."""
+        host, host_port = self.endpoint(service, port)
+        if path and not path.startswith("/"):
+            path = "/" + path
+        return f"{scheme}://{host}:{host_port}{path}"
+
+    def container(self, service: str) -> Container:
+        """The docker SDK container of *service*, for exec, logs or fault injection."""
+        return self._handle(service).container
+
+    def ports(self, service: str) -> dict[str, str]:
+        """Published ports of *service* as ``{"8554/tcp": "127.0.0.1:49153"}``."""
+        return self._handle(service).port_map()
+
+    def describe(self) -> dict[str, Any]:
+        """The stack as a JSON-ready document (what ``envkit up --json`` prints)."""
+        return {
+            "stack": self.id,
+            "network": self.network,
+            "services": {
+                name: {
+                    "container": handle.container.id,
+                    "image": handle.image,
+                    "ports": handle.port_map(),
+                }
+                for name, handle in self._handles.items()
+            },
+        }
+
+
+def teardown(engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] | None = None) -> int:
+    """Remove all containers, volumes and networks labelled ``envkit.stack=<stack_id>``.
+
+    Containers get their stop timeout (SIGTERM, then SIGKILL) concurrently, so a stack
+    goes down in about the time of its slowest service. Returns how many resources went.
+    """
+    client = engine.client
+    selector = labels.selector(stack=stack_id)
+    containers = _engine.call(
+        f"list containers of {stack_id}", lambda: client.containers.list(all=True, filters=selector)
+    )
+    timeouts = stop_timeouts or {}
+    with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
+        list(pool.map(
+            lambda c: _remove_container(c, timeouts.get(c.labels.get(labels.SERVICE, ""), 2.0)),
+            containers,
+        ))
+    removed = len(containers)
+    for net in _engine.call("list networks", lambda: client.networks.list(filters=selector)):
+        _engine.remove(f"remove network {net.name}", net.remove, attempts=6)
+        removed += 1
+    for vol in _engine.call("list volumes", lambda: client.volumes.list(filters=selector)):
+        _engine.remove(f"remove volume {vol.name}", lambda v=vol: v.remove(force=True))
+        removed += 1
+    return removed
+
+
+def _remove_container(container: Container, stop_timeout: float) -> None:
+    def remove() -> None:
+        if stop_timeout > 0 and container.status == "running":
+            container.stop(timeout=max(int(round(stop_timeout)), 1))
+        container.remove(force=True, v=True)
+
+    _engine.remove(f"remove container {container.name}", remove)

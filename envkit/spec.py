@@ -1,0 +1,270 @@
+"""Typed, immutable stack specs, validated at construction and never touching Docker.
+
+A mistake in a spec is found when the spec is built, before any container exists, and
+the error names the service, the field, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from types import MappingProxyType
+
+from envkit.errors import SpecError
+from envkit.labels import reserved
+from envkit.readiness import Check
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
+_PERMS = re.compile(r"^[rwm]{1,3}$")
+DEFAULT_STOP_TIMEOUT = 2.0
+
+
+def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in (mapping or {}).items()})
+
+
+def _seq(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build:
+    """An image built by envkit from ``images/<name>/Dockerfile`` with *args*."""
+
+    name: str
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", _frozen(self.args))
+
+    def __str__(self) -> str:
+        return f"images/{self.name}"
+
+
+@dataclass(frozen=True)
+class Port:
+    """A container port to publish on an ephemeral host port."""
+
+    number: int
+    protocol: str = "tcp"
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A host device node passed into the container."""
+
+    host: str
+    container: str
+    permissions: str = "rwm"
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.container}:{self.permissions}"
+
+
+def parse_port(raw: int | str, *, service: str | None = None) -> Port:
+    """Parse ``8080``, ``"8080"`` or ``"8554/udp"``.
+
+    :raises SpecError: for anything else, including a fixed host port.
+    """
+    match = _PORT.match(str(raw).strip())
+    if match is None or not 0 < int(match.group(1)) < 65536:
+        fix = "give the container port only, such as 8080 or '8554/udp'"
+        if ":" in str(raw):
+            fix = "drop the host part: envkit lets Docker pick a free host port (no races)"
+        raise SpecError(
+            stack=None, service=service, field="ports", value=raw,
+            problem="not a container port", fix=fix,
+        )
+    return Port(int(match.group(1)), match.group(2) or "tcp")
+
+
+def parse_device(raw: str, *, service: str | None = None) -> Device:
+    """Parse ``host[:container[:perms]]`` as Docker's ``--device`` does.
+
+    :raises SpecError: when a path is not absolute or the permissions are not ``rwm``.
+    """
+    parts = raw.split(":")
+    host = parts[0]
+    container = parts[1] if len(parts) > 1 and parts[1] else host
+    perms = parts[2] if len(parts) > 2 else "rwm"
+    if len(parts) > 3 or not host.startswith("/") or not container.startswith("/") or (
+        not _PERMS.match(perms)
+    ):
+        raise SpecError(
+            stack=None, service=service, field="devices", value=raw,
+            problem="not of the form host[:container[:permissions]]",
+            fix="use absolute paths and permissions from 'rwm', e.g. '/dev/video0:/dev/video0:rw'",
+        )
+    return Device(host, container, perms)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSpec:
+    """One container of a stack.
+
+    :param name: the service name, also its alias on the stack's network.
+    :param image: an image tag, or a :class:`Build` of a context under ``images/``.
+    :param ports: container ports to publish on ephemeral host ports (127.0.0.1).
+    :param aliases: extra network aliases besides *name*.
+    :param ready: readiness checks, all of which must pass.
+    :param depends_on: services that must be ready before this one starts.
+    :param devices: ``host[:container[:perms]]`` device mappings.
+    :param tmpfs: ``path[:options]`` tmpfs mounts.
+    :param ready_timeout: this service's deadline; ``None`` takes the settings' default.
+    :param stop_timeout: seconds between SIGTERM and SIGKILL at teardown.
+    """
+
+    name: str
+    image: str | Build
+    command: str | Sequence[str] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    ports: Sequence[int | str | Port] = ()
+    aliases: Sequence[str] = ()
+    ready: Sequence[Check] = ()
+    depends_on: Sequence[str] = ()
+    devices: Sequence[str | Device] = ()
+    tmpfs: Sequence[str] = ()
+    user: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout: float | None = None
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+
+    def __post_init__(self) -> None:
+        self._check_name_and_image()
+        put = object.__setattr__
+        put(self, "command", _seq(self.command) if self.command is not None else None)
+        put(self, "environment", _frozen(self.environment))
+        put(self, "labels", _frozen(self.labels))
+        put(self, "ports", tuple(
+            p if isinstance(p, Port) else parse_port(p, service=self.name) for p in self.ports
+        ))
+        put(self, "devices", tuple(
+            d if isinstance(d, Device) else parse_device(d, service=self.name)
+            for d in self.devices
+        ))
+        put(self, "aliases", _seq(self.aliases))
+        put(self, "ready", tuple(self.ready))
+        put(self, "depends_on", _seq(self.depends_on))
+        put(self, "tmpfs", _seq(self.tmpfs))
+        self._check_labels_and_timeouts()
+
+    def _fail(self, field_name: str, value: object, problem: str, fix: str) -> SpecError:
+        return SpecError(
+            stack=None, service=self.name, field=field_name, value=value, problem=problem, fix=fix
+        )
+
+    def _check_name_and_image(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise self._fail("name", self.name, "not a valid service name",
+                             "use lowercase letters, digits, '-' and '_' (max 63)")
+        if isinstance(self.image, Build):
+            if not _NAME.match(self.image.name):
+                raise self._fail("image", self.image.name, "not a valid build name",
+                                 "name a directory under images/, e.g. Build(name='testsvc')")
+        elif not isinstance(self.image, str) or not self.image.strip():
+            raise self._fail("image", self.image, "the image is empty",
+                             "give an image tag such as 'nginx:1.27', or Build(name='...')")
+
+    def _check_labels_and_timeouts(self) -> None:
+        taken = reserved(self.labels)
+        if taken:
+            raise self._fail("labels", taken, "keys inside the reserved 'envkit.' namespace",
+                             "rename these labels; envkit sets its own")
+        if self.ready_timeout is not None and self.ready_timeout <= 0:
+            raise self._fail("ready_timeout", self.ready_timeout, "must be positive",
+                             "give seconds, e.g. 30")
+        if self.stop_timeout < 0:
+            raise self._fail("stop_timeout", self.stop_timeout, "must not be negative",
+                             "give seconds, e.g. 2 (0 kills at once)")
+
+    @property
+    def published(self) -> tuple[Port, ...]:
+        """The normalized ports (typed view of ``ports`` after validation)."""
+        return tuple(p for p in self.ports if isinstance(p, Port))
+
+    @property
+    def device_mappings(self) -> tuple[Device, ...]:
+        """The normalized devices (typed view of ``devices`` after validation)."""
+        return tuple(d for d in self.devices if isinstance(d, Device))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackSpec:
+    """A named set of services on one private network.
+
+    :raises SpecError: for a bad stack name, no services, a duplicate service name, an
+        unknown dependency or a dependency cycle.
+    """
+
+    name: str
+    services: Sequence[ServiceSpec]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "services", tuple(self.services))
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise SpecError(stack=str(self.name), service=None, field="name", value=self.name,
+                            problem="not a valid stack name",
+                            fix="use lowercase letters, digits, '-' and '_' (max 63)")
+        if not self.services:
+            raise SpecError(stack=self.name, service=None, field="services", value=(),
+                            problem="a stack needs at least one service",
+                            fix="add a ServiceSpec")
+        self._check_names()
+        self._check_dependencies()
+
+    def _check_names(self) -> None:
+        seen: set[str] = set()
+        for svc in self.services:
+            if svc.name in seen:
+                raise SpecError(stack=self.name, service=svc.name, field="name", value=svc.name,
+                                problem="duplicate service name",
+                                fix="give every service of a stack its own name")
+            seen.add(svc.name)
+
+    def _check_dependencies(self) -> None:
+        names = {svc.name for svc in self.services}
+        for svc in self.services:
+            for dep in svc.depends_on:
+                if dep not in names:
+                    raise SpecError(
+                        stack=self.name, service=svc.name, field="depends_on", value=dep,
+                        problem=f"unknown service (services: {', '.join(sorted(names))})",
+                        fix="name a service of this stack, or add the missing service",
+                    )
+        try:
+            tuple(self._sorter().static_order())
+        except CycleError as exc:
+            cycle = " -> ".join(reversed(exc.args[1]))
+            first = exc.args[1][0]
+            raise SpecError(stack=self.name, service=first, field="depends_on", value=cycle,
+                            problem="dependency cycle",
+                            fix="remove one of the depends_on edges in the cycle") from None
+
+    def _sorter(self) -> TopologicalSorter[str]:
+        return TopologicalSorter({svc.name: set(svc.depends_on) for svc in self.services})
+
+    def service(self, name: str) -> ServiceSpec:
+        """Return the service called *name*.
+
+        :raises KeyError: naming the services that exist.
+        """
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(f"stack {self.name!r} has no service {name!r} "
+                       f"(services: {', '.join(s.name for s in self.services)})")
+
+    def start_order(self) -> Iterator[ServiceSpec]:
+        """Services with every dependency before its dependents."""
+        for name in self._sorter().static_order():
+            yield self.service(name)
