@@ -1,0 +1,167 @@
+"""pytest plugin: a private stack per xdist worker, fixtures, report header, leak check.
+
+The controller picks one session id for the run and hands it to the workers through
+xdist's ``testrunuid``, so every resource of the run carries the same ``envkit.session``
+and the controller can check, after the workers are gone, that none was left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+
+from envkit.config import Settings, sanitize_ident
+from envkit.errors import EngineUnavailableError, EnvkitError
+from envkit.runtime import Stack
+from envkit.session import Envkit, new_session_id
+from envkit.spec import StackSpec
+
+ENVKIT_KEY = pytest.StashKey["Envkit"]()
+StackFactory = Callable[..., Stack]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("envkit", "envkit: isolated container stacks per worker")
+    group.addoption(
+        "--envkit-stack", metavar="NAME|PATH", default=None,
+        help="stack for the envkit_stack fixture: a built-in name or a YAML stack file "
+        "(default: $ENVKIT_STACK, else 'default')",
+    )
+    group.addoption(
+        "--envkit-ready-timeout", metavar="SECONDS", type=float, default=None,
+        help="default readiness deadline per service (default: $ENVKIT_READY_TIMEOUT or 60)",
+    )
+    group.addoption(
+        "--envkit-no-leak-check", action="store_true", default=False,
+        help="do not fail the run when envkit resources of this session remain at its end",
+    )
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _session_id(config: pytest.Config) -> str:
+    """Pick the run's id on the controller and pass it to workers as xdist's testrunuid."""
+    if _is_worker(config):
+        raw = os.environ.get("ENVKIT_SESSION") or config.workerinput["testrunuid"]
+        return sanitize_ident(raw, limit=12)
+    chosen = os.environ.get("ENVKIT_SESSION") or getattr(config.option, "testrunuid", None)
+    session = sanitize_ident(chosen, limit=12) if chosen else new_session_id()
+    if hasattr(config.option, "testrunuid") and config.option.testrunuid is None:
+        config.option.testrunuid = session
+    return session
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = Settings.from_env(os.environ)
+    if config.getoption("envkit_stack"):
+        settings = replace(settings, stack=config.getoption("envkit_stack"))
+    if config.getoption("envkit_ready_timeout"):
+        settings = replace(settings, ready_timeout=config.getoption("envkit_ready_timeout"))
+    worker = config.workerinput["workerid"] if _is_worker(config) else "main"
+    verbose = config.getoption("verbose") > 0
+    config.stash[ENVKIT_KEY] = Envkit(
+        settings=settings, environ=os.environ, session=_session_id(config), worker=worker,
+        progress=_stderr_line if verbose else None,
+    )
+
+
+def _stderr_line(line: str) -> None:
+    sys.__stderr__.write(f"envkit: {line}\n") if sys.__stderr__ else None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    kit = config.stash[ENVKIT_KEY]
+    try:
+        engine = kit.engine
+    except EngineUnavailableError as exc:
+        return [f"envkit: engine unreachable ({exc.cause}); session {kit.session}"]
+    try:
+        spec = kit.spec()
+        images = ", ".join(f"{s.name}={s.image}" for s in spec.services)
+        stack = f"stack {spec.name!r} ({images})"
+    except EnvkitError as exc:
+        stack = f"stack {kit.settings.stack!r} invalid: {exc.message}"
+    return [
+        f"envkit: session {kit.session}, engine {engine.server_version()} "
+        f"(API {engine.api_version}) at {engine.docker_host}, ports on {engine.publish_ip}",
+        f"envkit: {stack}",
+    ]
+
+
+def _kit_or_exit(config: pytest.Config) -> Envkit:
+    """The run's Envkit with a live engine; an unreachable engine ends the run, once."""
+    kit = config.stash[ENVKIT_KEY]
+    try:
+        kit.engine  # noqa: B018 - connecting is the point
+    except EngineUnavailableError as exc:
+        pytest.exit(f"envkit: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
+    return kit
+
+
+@pytest.fixture(scope="session")
+def envkit_session(request: pytest.FixtureRequest) -> Envkit:
+    """This worker's :class:`~envkit.session.Envkit`: session id, worker id, engine."""
+    return _kit_or_exit(request.config)
+
+
+@pytest.fixture(scope="session")
+def envkit_stack(envkit_session: Envkit) -> Iterator[Stack]:
+    """The configured default stack, started once per worker and shared by its tests."""
+    spec = envkit_session.spec()
+    with envkit_session.stack(spec, name=spec.name) as stack:
+        yield stack
+
+
+@pytest.fixture
+def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
+    """Start fresh stacks from any spec; all of them are removed after the test.
+
+    Call it as ``envkit_stack_factory(spec)`` or ``envkit_stack_factory("demo")``.
+    """
+    started: list[Stack] = []
+
+    def start(spec: StackSpec | str, *, name: str | None = None) -> Stack:
+        resolved = envkit_session.spec(spec) if isinstance(spec, str) else spec
+        stack = envkit_session.stack(resolved, name=name)
+        started.append(stack)
+        return stack.up()
+
+    yield start
+    errors: list[BaseException] = []
+    for stack in reversed(started):
+        try:
+            stack.down()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On the controller, after every worker tore down, fail the run if anything leaked."""
+    config = session.config
+    if _is_worker(config) or config.getoption("envkit_no_leak_check"):
+        return
+    kit = config.stash[ENVKIT_KEY]
+    try:
+        client = kit.engine.client
+    except EngineUnavailableError:
+        return
+    selector = {"label": [f"envkit.session={kit.session}"]}
+    leaked = [f"container {c.name}" for c in client.containers.list(all=True, filters=selector)]
+    leaked += [f"network {n.name}" for n in client.networks.list(filters=selector)]
+    leaked += [f"volume {v.name}" for v in client.volumes.list(filters=selector)]
+    if leaked:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        message = (f"envkit: session {kit.session} left {len(leaked)} resources behind: "
+                   f"{', '.join(leaked)}")
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,164 @@
+"""The core promise on the real engine: private, concurrent, ephemeral stacks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+
+import pytest
+
+from envkit import Build, Http, ReadinessTimeoutError, ServiceSpec, Stack, StackSpec, Tcp, labels
+from envkit.session import Envkit
+from envkit.stacks import demo
+
+
+def _get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return dict(json.load(response))
+
+
+def test_dependent_reaches_dependency_by_alias(envkit_stack_factory) -> None:
+    stack = envkit_stack_factory(demo())
+    body = _get_json(stack.url("client", 8080))
+    assert body["service"] == "client"
+    assert body["upstream"] == {"service": "web", "ok": True}
+
+
+def test_ports_are_bound_on_loopback_and_answer(envkit_stack_factory) -> None:
+    stack = envkit_stack_factory(demo())
+    bindings = stack.container("web").attrs["NetworkSettings"]["Ports"]["8080/tcp"]
+    assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+    host, port = stack.endpoint("web", 8080)
+    assert (host, port) == ("127.0.0.1", int(bindings[0]["HostPort"]))
+    assert _get_json(stack.url("web", 8080, path="health"))["ok"] is True
+
+
+def test_two_stacks_of_one_spec_do_not_collide(envkit_stack_factory) -> None:
+    first = envkit_stack_factory(demo())
+    second = envkit_stack_factory(demo())
+    assert first.network != second.network
+    assert first.endpoint("web", 8080) != second.endpoint("web", 8080)
+    for stack in (first, second):
+        assert _get_json(stack.url("client", 8080))["upstream"] == {"service": "web", "ok": True}
+    # Each client's alias "web" resolves inside its own network only.
+    a = first.container("client").attrs["NetworkSettings"]["Networks"]
+    assert list(a) == [first.network]
+
+
+def test_resources_carry_the_label_contract(envkit_stack_factory, envkit_session: Envkit) -> None:
+    stack = envkit_stack_factory(demo())
+    container = stack.container("web")
+    got = container.labels
+    assert got[labels.SESSION] == envkit_session.session
+    assert got[labels.WORKER] == envkit_session.worker
+    assert got[labels.STACK] == stack.id
+    assert got[labels.SERVICE] == "web"
+    assert got[labels.OWNER].endswith(f":{__import__('os').getpid()}")
+    assert got[labels.CREATED].endswith("+00:00")
+    net = envkit_session.engine.client.networks.get(stack.network)
+    assert net.attrs["Labels"][labels.STACK] == stack.id
+    assert container.attrs["HostConfig"]["Privileged"] is False
+    assert container.attrs["HostConfig"]["Init"] is True
+
+
+def test_down_removes_everything_and_is_idempotent(envkit_session: Envkit) -> None:
+    stack = envkit_session.stack(demo())
+    stack.up()
+    client = envkit_session.engine.client
+    selector = labels.selector(stack=stack.id)
+    assert len(client.containers.list(all=True, filters=selector)) == 2
+    stack.down()
+    stack.down()
+    assert client.containers.list(all=True, filters=selector) == []
+    assert client.networks.list(filters=selector) == []
+
+
+def test_never_ready_service_raises_with_state_and_logs(envkit_session: Envkit) -> None:
+    spec = StackSpec(name="broken", services=[
+        ServiceSpec(name="web", image=Build(name="testsvc"), ports=[8080],
+                    ready=[Http(8080, "/health")]),
+        ServiceSpec(name="mute", image=Build(name="testsvc"), ports=[9999],
+                    command=["sh", "-c", "echo warming up; echo still warming; sleep 600"],
+                    ready=[Tcp(9999)], ready_timeout=2.0),
+    ])
+    stack = envkit_session.stack(spec)
+    with pytest.raises(ReadinessTimeoutError) as info:
+        stack.up()
+    err = info.value
+    assert err.service == "mute" and err.check == "Tcp(9999)"
+    assert err.state == "running" and err.exit_code is None
+    assert "still warming" in err.log_tail
+    assert "not ready after 2.0s" in str(err)
+    client = envkit_session.engine.client
+    assert client.containers.list(all=True, filters=labels.selector(stack=stack.id)) == []
+    assert client.networks.list(filters=labels.selector(stack=stack.id)) == []
+
+
+def test_service_that_exits_is_reported_at_once(envkit_session: Envkit) -> None:
+    spec = StackSpec(name="crash", services=[
+        ServiceSpec(name="dies", image=Build(name="testsvc"), ports=[8080],
+                    command=["sh", "-c", "echo fatal: no config >&2; exit 3"],
+                    ready=[Http(8080)], ready_timeout=30.0),
+    ])
+    stack = envkit_session.stack(spec)
+    with pytest.raises(ReadinessTimeoutError) as info:
+        stack.up()
+    assert info.value.exit_code == 3
+    assert info.value.state == "exited"
+    assert "fatal: no config" in info.value.log_tail
+    assert envkit_session.engine.client.containers.list(
+        all=True, filters=labels.selector(stack=stack.id)) == []
+
+
+def test_independent_services_start_concurrently(envkit_stack_factory) -> None:
+    slow = ["sh", "-c", "sleep 1.5; exec python3 /app/svc.py serve --port 8080"]
+    spec = StackSpec(name="pair", services=[
+        ServiceSpec(name=n, image=Build(name="testsvc"), ports=[8080], command=slow,
+                    ready=[Http(8080, "/health")]) for n in ("a", "b")
+    ])
+    stack = envkit_stack_factory(spec)
+    started = [
+        stack.container(n).attrs["State"]["StartedAt"] for n in ("a", "b")
+    ]
+    # Both were started before either became ready (1.5 s): they overlap.
+    from datetime import datetime
+    times = sorted(datetime.fromisoformat(s[:26]) for s in started)
+    assert (times[1] - times[0]).total_seconds() < 1.0
+
+
+def test_stack_methods_refuse_misuse(envkit_session: Envkit) -> None:
+    stack = envkit_session.stack(demo())
+    from envkit import StackStateError
+    with pytest.raises(StackStateError, match="not up"):
+        stack.endpoint("web", 8080)
+    with stack:
+        with pytest.raises(StackStateError, match="up\\(\\) runs once"):
+            stack.up()
+        with pytest.raises(KeyError, match="does not publish 9/tcp"):
+            stack.endpoint("web", 9)
+        with pytest.raises(KeyError, match="no service 'nope'"):
+            stack.endpoint("nope", 8080)
+
+
+def test_host_ports_held_elsewhere_do_not_matter(envkit_stack_factory) -> None:
+    holders = []
+    try:
+        for port in (8002, 8003, 8554, 9997, 8080):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+                holders.append(sock)
+            except OSError:
+                sock.close()  # someone else holds it already: just as good
+        stack = envkit_stack_factory(demo())
+        assert stack.endpoint("web", 8080)[1] not in (8002, 8003, 8554, 9997, 8080)
+        assert _get_json(stack.url("client", 8080))["upstream"]["ok"] is True
+    finally:
+        for sock in holders:
+            sock.close()
+
+
+def test_session_stack_is_shared_per_worker(envkit_stack: Stack) -> None:
+    assert _get_json(envkit_stack.url("web", 8080, path="/health"))["ok"] is True
