@@ -43,5 +43,6 @@ __all__ = [
     "StackNotFoundError",
     "StackSpec",
     "StackState",
+    "StackStateError",
     "Tcp",
 ]

@@ -69,7 +69,7 @@ class ServiceHandle:
 
     def logs(self) -> str:
         """Everything the container wrote to stdout and stderr."""
-        raw = _engine.call(f"read logs of {self.service}", lambda: self.container.logs())
+        raw = _engine.call(f"read logs of {self.service}", self.container.logs)
         return bytes(raw).decode("utf-8", "replace")
 
     def exec(self, command: Sequence[str]) -> tuple[int, str]:
@@ -114,7 +114,8 @@ def create_service(
     # Ryuk needs an image pulled from a registry and the Docker socket inside a
     # container; envkit's labels and reaper do its job, so it stays off.
     testcontainers_config.ryuk_disabled = True
-    builder = _builder(engine, spec, image, network, labels, container_name)
+    builder = _builder(engine, spec, image, network=network, labels=labels,
+                       container_name=container_name)
     try:
         builder.start()
     except Exception as exc:
@@ -129,7 +130,7 @@ def create_service(
 
 
 def _builder(
-    engine: Engine, spec: ServiceSpec, image: str, network: str,
+    engine: Engine, spec: ServiceSpec, image: str, *, network: str,
     labels: dict[str, str], container_name: str,
 ) -> DockerContainer:
     builder = DockerContainer(image, docker_client_kw={"version": engine.api_version})
@@ -139,7 +140,7 @@ def _builder(
     builder.with_name(container_name)
     for port in spec.published:
         # Host port left empty: Docker binds a free one itself, so nothing can race us.
-        builder.ports[str(port)] = (engine.publish_ip,)
+        builder.ports[str(port)] = (engine.publish_ip,)  # type: ignore[assignment]
     for entry in spec.tmpfs:
         path, _, options = entry.partition(":")
         builder.tmpfs[path] = options

@@ -20,6 +20,8 @@ STACK = "envkit.stack"
 SERVICE = "envkit.service"
 OWNER = "envkit.owner"
 CREATED = "envkit.created"
+DETACHED = "envkit.detached"
+OWNER_START = "envkit.owner-start"
 
 CONTRACT = (SESSION, WORKER, STACK, SERVICE, OWNER, CREATED)
 
@@ -27,6 +29,23 @@ CONTRACT = (SESSION, WORKER, STACK, SERVICE, OWNER, CREATED)
 def owner_id() -> str:
     """Identify this process as ``<host>:<pid>``, so a sweep can tell if it still lives."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of *pid* in clock ticks since boot (``/proc/<pid>/stat`` field 22).
+
+    Stored as ``envkit.owner-start`` so a sweep can tell the owner from a later process
+    that happens to reuse its PID; ``None`` where there is no ``/proc`` or no such process.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses; fields resume after
+    # the last ")", where field 3 is the first.
+    fields = raw[raw.rfind(b")") + 2:].split()
+    return fields[19].decode() if len(fields) > 19 else None
 
 
 def utc_now() -> str:
@@ -43,6 +62,8 @@ class Ownership:
     :param stack: the stack's identifier, unique on the engine.
     :param owner: ``<host>:<pid>`` of the creating process.
     :param created: creation time, UTC ISO 8601.
+    :param detached: started by ``envkit up --detach``, meant to outlive its owner.
+    :param owner_start: the owner's :func:`process_start`, when known.
     """
 
     session: str
@@ -50,18 +71,28 @@ class Ownership:
     stack: str
     owner: str
     created: str
+    detached: bool = False
+    owner_start: str | None = None
 
     def stack_labels(self) -> dict[str, str]:
         """Labels for the stack's network and volumes."""
-        return {
+        stamped = {
             SESSION: self.session,
             WORKER: self.worker,
             STACK: self.stack,
             OWNER: self.owner,
             CREATED: self.created,
         }
+        if self.detached:
+            # Outlives its owner on purpose: sweeps leave it to `envkit down`/`gc --older-than`.
+            stamped[DETACHED] = "true"
+        if self.owner_start is not None:
+            stamped[OWNER_START] = self.owner_start
+        return stamped
 
-    def service_labels(self, service: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    def service_labels(
+        self, service: str, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """Labels for one service's container, with the user's own labels first."""
         return {**(extra or {}), **self.stack_labels(), SERVICE: service}
 

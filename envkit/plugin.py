@@ -48,7 +48,7 @@ def _is_worker(config: pytest.Config) -> bool:
 def _session_id(config: pytest.Config) -> str:
     """Pick the run's id on the controller and pass it to workers as xdist's testrunuid."""
     if _is_worker(config):
-        raw = os.environ.get("ENVKIT_SESSION") or config.workerinput["testrunuid"]
+        raw = os.environ.get("ENVKIT_SESSION") or config.workerinput["testrunuid"]  # type: ignore[attr-defined]
         return sanitize_ident(raw, limit=12)
     chosen = os.environ.get("ENVKIT_SESSION") or getattr(config.option, "testrunuid", None)
     session = sanitize_ident(chosen, limit=12) if chosen else new_session_id()
@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = replace(settings, stack=config.getoption("envkit_stack"))
     if config.getoption("envkit_ready_timeout"):
         settings = replace(settings, ready_timeout=config.getoption("envkit_ready_timeout"))
-    worker = config.workerinput["workerid"] if _is_worker(config) else "main"
+    worker = config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
     verbose = config.getoption("verbose") > 0
     config.stash[ENVKIT_KEY] = Envkit(
         settings=settings, environ=os.environ, session=_session_id(config), worker=worker,
@@ -106,7 +106,7 @@ def _kit_or_exit(config: pytest.Config) -> Envkit:
 
 @pytest.fixture(scope="session")
 def envkit_session(request: pytest.FixtureRequest) -> Envkit:
-    """This worker's :class:`~envkit.session.Envkit`: session id, worker id, engine."""
+    """The worker's :class:`~envkit.session.Envkit`: session id, worker id, engine."""
     return _kit_or_exit(request.config)
 
 

@@ -207,7 +207,9 @@ def _attempt(target: Target, check: Check) -> Callable[[], None]:
     return run
 
 
-def _timeout_error(target: Target, check: Check, timeout: float, last: str) -> ReadinessTimeoutError:
+def _timeout_error(
+    target: Target, check: Check, timeout: float, last: str
+) -> ReadinessTimeoutError:
     state = target.state()
     tail = target.logs().splitlines()[-LOG_TAIL_LINES:]
     return ReadinessTimeoutError(

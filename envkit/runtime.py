@@ -8,15 +8,17 @@ half-finished ``up()`` or a container that already died is removed all the same.
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from types import TracebackType
 from typing import Any, Protocol
 
 from docker.models.containers import Container
 
-from envkit import _engine, labels
+from envkit import _engine, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, create_service
 from envkit._engine import Engine
 from envkit.errors import EnvkitError, StackStateError
@@ -57,6 +59,7 @@ class Stack:
     :param session: the test run's id; :param worker: the xdist worker id.
     :param name: this instance's name (defaults to the spec's); unique per worker.
     :param ready_timeout: default readiness deadline for services without their own.
+    :param detached: mark the stack as meant to outlive this process (``envkit up --detach``).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Stack:
         worker: str,
         name: str | None = None,
         ready_timeout: float = 60.0,
+        detached: bool = False,
     ) -> None:
         self.spec = spec
         self.engine = engine
@@ -79,6 +83,8 @@ class Stack:
             stack=f"{session}-{worker}-{name or spec.name}",
             owner=labels.owner_id(),
             created=labels.utc_now(),
+            detached=detached,
+            owner_start=labels.process_start(os.getpid()),
         )
         self._ready_timeout = ready_timeout
         self._handles: dict[str, ServiceHandle] = {}
@@ -86,7 +92,8 @@ class Stack:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<Stack {self.id} {self._state.value} services={[s.name for s in self.spec.services]}>"
+        names = [s.name for s in self.spec.services]
+        return f"<Stack {self.id} {self._state.value} services={names}>"
 
     @property
     def id(self) -> str:
@@ -128,6 +135,9 @@ class Stack:
                     "for another instance",
                 )
             self._state = StackState.STARTING
+        if not self.ownership.detached:
+            # Before anything exists, so a SIGKILL at any later point is covered.
+            _watchdog.ensure(self.ownership.owner, docker_host=self.engine.docker_host)
         try:
             if not self.engine.remote:
                 for svc in self.spec.services:
@@ -237,7 +247,9 @@ class Stack:
         }
 
 
-def teardown(engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] | None = None) -> int:
+def teardown(
+    engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] | None = None
+) -> int:
     """Remove all containers, volumes and networks labelled ``envkit.stack=<stack_id>``.
 
     Containers get their stop timeout (SIGTERM, then SIGKILL) concurrently, so a stack
@@ -246,7 +258,9 @@ def teardown(engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] |
     client = engine.client
     selector = labels.selector(stack=stack_id)
     containers = _engine.call(
-        f"list containers of {stack_id}", lambda: client.containers.list(all=True, filters=selector)
+        f"list containers of {stack_id}",
+        # Another cleaner (the reaper, gc) may remove one between listing and inspecting.
+        lambda: client.containers.list(all=True, filters=selector, ignore_removed=True),
     )
     timeouts = stop_timeouts or {}
     with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
@@ -259,7 +273,7 @@ def teardown(engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] |
         _engine.remove(f"remove network {net.name}", net.remove, attempts=6)
         removed += 1
     for vol in _engine.call("list volumes", lambda: client.volumes.list(filters=selector)):
-        _engine.remove(f"remove volume {vol.name}", lambda v=vol: v.remove(force=True))
+        _engine.remove(f"remove volume {vol.name}", partial(vol.remove, force=True))
         removed += 1
     return removed
 
@@ -267,7 +281,7 @@ def teardown(engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] |
 def _remove_container(container: Container, stop_timeout: float) -> None:
     def remove() -> None:
         if stop_timeout > 0 and container.status == "running":
-            container.stop(timeout=max(int(round(stop_timeout)), 1))
+            container.stop(timeout=max(round(stop_timeout), 1))
         container.remove(force=True, v=True)
 
     _engine.remove(f"remove container {container.name}", remove)

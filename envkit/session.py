@@ -105,7 +105,9 @@ class Envkit:
         """The identifier of this worker's stack instance called *name*."""
         return f"{self.session}-{self.worker}-{sanitize_ident(name)}"
 
-    def stack(self, spec: StackSpec, *, name: str | None = None) -> Stack:
+    def stack(
+        self, spec: StackSpec, *, name: str | None = None, detached: bool = False
+    ) -> Stack:
         """A new, not yet started :class:`Stack` of *spec* owned by this session and worker.
 
         :param name: the instance name; by default ``<spec>-<n>``, numbered so that one
@@ -115,4 +117,4 @@ class Envkit:
             name = f"{spec.name}-{next(self._counter)}"
         return Stack(spec, engine=self.engine, images=self.images, session=self.session,
                      worker=self.worker, name=sanitize_ident(name),
-                     ready_timeout=self.settings.ready_timeout)
+                     ready_timeout=self.settings.ready_timeout, detached=detached)

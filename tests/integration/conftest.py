@@ -17,7 +17,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _leftovers(kit: Envkit) -> set[str]:
-    """This worker's resources, except those of its shared session stack."""
+    """The worker's resources, except those of its shared session stack."""
     client = kit.engine.client
     selector = labels.selector(session=kit.session, worker=kit.worker)
     shared = kit.stack_id(kit.spec().name)

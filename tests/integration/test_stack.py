@@ -5,10 +5,21 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
+from datetime import datetime
 
 import pytest
 
-from envkit import Build, Http, ReadinessTimeoutError, ServiceSpec, Stack, StackSpec, Tcp, labels
+from envkit import (
+    Build,
+    Http,
+    ReadinessTimeoutError,
+    ServiceSpec,
+    Stack,
+    StackSpec,
+    StackStateError,
+    Tcp,
+    labels,
+)
 from envkit.session import Envkit
 from envkit.stacks import demo
 
@@ -122,14 +133,12 @@ def test_independent_services_start_concurrently(envkit_stack_factory) -> None:
         stack.container(n).attrs["State"]["StartedAt"] for n in ("a", "b")
     ]
     # Both were started before either became ready (1.5 s): they overlap.
-    from datetime import datetime
     times = sorted(datetime.fromisoformat(s[:26]) for s in started)
     assert (times[1] - times[0]).total_seconds() < 1.0
 
 
 def test_stack_methods_refuse_misuse(envkit_session: Envkit) -> None:
     stack = envkit_session.stack(demo())
-    from envkit import StackStateError
     with pytest.raises(StackStateError, match="not up"):
         stack.endpoint("web", 8080)
     with stack:

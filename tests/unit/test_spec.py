@@ -1,0 +1,134 @@
+"""Each bad spec input fails at construction with service, field, value and fix."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from envkit import Build, Device, Http, Port, ServiceSpec, SpecError, StackSpec, Tcp
+from envkit.stackfile import load_stack_file
+
+
+def svc(name: str = "web", **kw: object) -> ServiceSpec:
+    kw.setdefault("image", "img:1")
+    return ServiceSpec(name=name, **kw)  # type: ignore[arg-type]
+
+
+def test_valid_spec_normalizes_fields() -> None:
+    spec = StackSpec(name="s", services=[
+        svc("web", ports=[8080, "8554/udp"], devices=["/dev/video0", "/dev/zero:/dev/video1:r"],
+            ready=[Http(8080)], aliases="www", environment={"A": 1}),
+        svc("client", depends_on="web"),
+    ])
+    web = spec.service("web")
+    assert web.ports == (Port(8080, "tcp"), Port(8554, "udp"))
+    assert web.devices == (Device("/dev/video0", "/dev/video0", "rwm"),
+                           Device("/dev/zero", "/dev/video1", "r"))
+    assert web.aliases == ("www",)
+    assert web.environment == {"A": "1"}
+    assert [s.name for s in spec.start_order()] == ["web", "client"]
+
+
+def test_duplicate_service_name() -> None:
+    with pytest.raises(SpecError) as info:
+        StackSpec(name="s", services=[svc("web"), svc("web")])
+    assert str(info.value) == (
+        "stack 's', service 'web': field 'name' = 'web': duplicate service name\n"
+        "  fix: give every service of a stack its own name"
+    )
+
+
+def test_unknown_dependency() -> None:
+    with pytest.raises(SpecError) as info:
+        StackSpec(name="s", services=[svc("web", depends_on=["db"])])
+    err = info.value
+    assert (err.stack, err.service, err.field, err.value) == ("s", "web", "depends_on", "db")
+    assert "unknown service (services: web)" in str(err)
+    assert "fix: name a service of this stack" in str(err)
+
+
+def test_dependency_cycle_names_the_cycle() -> None:
+    with pytest.raises(SpecError) as info:
+        StackSpec(name="s", services=[
+            svc("a", depends_on=["b"]), svc("b", depends_on=["c"]), svc("c", depends_on=["a"]),
+        ])
+    message = str(info.value)
+    assert "field 'depends_on'" in message and "dependency cycle" in message
+    assert info.value.value.count("->") == 3
+    assert "fix: remove one of the depends_on edges" in message
+
+
+@pytest.mark.parametrize("bad", ["http", "0", "70000", "8080/sctpx", "-1"])
+def test_malformed_port(bad: str) -> None:
+    with pytest.raises(SpecError) as info:
+        svc("web", ports=[bad])
+    expected = f"service 'web': field 'ports' = {bad!r}: not a container port"
+    assert str(info.value).startswith(expected)
+    assert "fix: give the container port only" in str(info.value)
+
+
+def test_fixed_host_port_is_refused_with_the_reason() -> None:
+    with pytest.raises(SpecError, match="drop the host part: envkit lets Docker pick"):
+        svc("web", ports=["8002:8002"])
+
+
+@pytest.mark.parametrize("bad", ["video0", "/dev/video0:video0", "/dev/video0:/dev/video0:rx",
+                                 "/a:/b:r:extra"])
+def test_malformed_device(bad: str) -> None:
+    with pytest.raises(SpecError) as info:
+        svc("cam", devices=[bad])
+    assert f"service 'cam': field 'devices' = {bad!r}: not of the form" in str(info.value)
+    assert "fix: use absolute paths and permissions from 'rwm'" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", ["", "   "])
+def test_empty_image(bad: str) -> None:
+    with pytest.raises(SpecError) as info:
+        ServiceSpec(name="web", image=bad)
+    assert f"service 'web': field 'image' = {bad!r}: the image is empty" in str(info.value)
+    assert "fix: give an image tag" in str(info.value)
+
+
+def test_bad_build_name_and_reserved_labels_and_names() -> None:
+    with pytest.raises(SpecError, match="field 'image' = 'Bad Name'"):
+        svc("web", image=Build(name="Bad Name"))
+    with pytest.raises(SpecError, match=r"reserved 'envkit\.' namespace"):
+        svc("web", labels={"envkit.session": "x"})
+    with pytest.raises(SpecError, match="field 'name' = 'Web!'"):
+        svc("Web!")
+    with pytest.raises(SpecError, match="a stack needs at least one service"):
+        StackSpec(name="s", services=[])
+
+
+def test_spec_is_immutable() -> None:
+    spec = svc("web", environment={"A": "1"})
+    with pytest.raises(AttributeError):
+        spec.name = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        spec.environment["A"] = "2"  # type: ignore[index]
+
+
+def test_stack_file_round_trip_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(textwrap.dedent("""
+        name: pair
+        services:
+          web:
+            build: testsvc
+            ports: [8080]
+            ready: [{http: {port: 8080, path: /health}}, {tcp: 8080}]
+          client:
+            image: other:1
+            depends_on: [web]
+    """))
+    spec = load_stack_file(path)
+    assert spec.service("web").image == Build(name="testsvc")
+    assert spec.service("web").ready == (Http(8080, "/health"), Tcp(8080))
+    path.write_text("services:\n  web:\n    image: x\n    depends_on: [db]\n")
+    with pytest.raises(SpecError, match="stack 's', service 'web': field 'depends_on' = 'db'"):
+        load_stack_file(path)
+    path.write_text("services:\n  web:\n    image: x\n    portz: [1]\n")
+    with pytest.raises(SpecError, match="field 'portz' = \\[1\\]: unknown field"):
+        load_stack_file(path)
