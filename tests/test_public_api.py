@@ -22,9 +22,10 @@ def test_every_public_attribute_is_listed() -> None:
     assert public == set(envkit.__all__)
 
 
-def test_import_touches_no_docker() -> None:
-    code = "import sys, envkit, envkit.plugin, envkit.cli; print('docker' in sys.modules)"
+def test_import_needs_no_engine() -> None:
+    """Importing with an unroutable DOCKER_HOST must neither fail nor wait on a connection."""
+    code = "import envkit, envkit.plugin, envkit.cli; print('imported')"
     env = {"DOCKER_HOST": "tcp://192.0.2.1:1", "PATH": "/usr/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=30, check=True)
-    assert out.stdout.strip() in {"True", "False"}  # importable with no engine at all
+                         text=True, timeout=20, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "imported"), out.stderr

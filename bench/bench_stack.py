@@ -1,0 +1,117 @@
+"""Measure envkit's stack up (to ready) and down against raw docker-SDK calls, same run.
+
+Two shapes: ``chain`` (the demo stack: a web service and a dependent that reaches it by
+alias, which must start in order) and ``fanout`` (three independent web services, which
+envkit starts concurrently). The baseline makes the fewest SDK calls a careful script
+would, one service after another. Results are medians; ratios are envkit / baseline.
+
+Usage: ``python bench/bench_stack.py [--runs 7] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+import docker
+
+from envkit import Build, Http, ServiceSpec, StackSpec
+from envkit.session import Envkit
+from envkit.stacks import demo
+
+
+def fanout() -> StackSpec:
+    """Three services with no dependencies between them."""
+    return StackSpec(name="fanout", services=[
+        ServiceSpec(name=f"web{i}", image=Build(name="testsvc"), ports=[8080],
+                    ready=[Http(8080, "/health")]) for i in range(3)
+    ])
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
+
+
+def raw_cycle(client: docker.DockerClient, spec: StackSpec, tag: str) -> tuple[float, float]:
+    """Sequential baseline: network, then each service created, started and awaited."""
+    name = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    labels = {"envkit.session": "bench-raw"}  # so a crashed bench is still swept
+    t0 = time.perf_counter()
+    net = client.networks.create(name, labels=labels)
+    containers = []
+    for svc in spec.start_order():
+        command = list(svc.command) if svc.command else None
+        c = client.containers.run(
+            tag, command=command, detach=True, network=name, labels=labels,
+            ports={"8080/tcp": ("127.0.0.1",)}, environment=dict(svc.environment),
+            networking_config={name: client.api.create_endpoint_config(aliases=[svc.name])},
+        )
+        containers.append(c)
+        c.reload()
+        port = c.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        _wait_http(f"http://127.0.0.1:{port}/health")
+    t1 = time.perf_counter()
+    for c in containers:
+        c.remove(force=True)
+    net.remove()
+    return t1 - t0, time.perf_counter() - t1
+
+
+def envkit_cycle(kit: Envkit, spec: StackSpec) -> tuple[float, float]:
+    """envkit: the same stack through Stack.up() and Stack.down()."""
+    stack = kit.stack(spec)
+    t0 = time.perf_counter()
+    stack.up()
+    t1 = time.perf_counter()
+    stack.down()
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _median(fn: Callable[[], tuple[float, float]], runs: int) -> dict[str, float]:
+    ups, downs = zip(*(fn() for _ in range(runs)), strict=True)
+    return {"up": statistics.median(ups), "down": statistics.median(downs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    kit = Envkit.from_env(os.environ, worker="bench")
+    tag = kit.images.ensure(Build(name="testsvc"))
+    client = kit.engine.client
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for spec in (demo(), fanout()):
+        envkit_cycle(kit, spec)  # warm-up: first start pays one-off engine costs
+        results[spec.name] = {
+            "raw_sdk_sequential": _median(lambda s=spec: raw_cycle(client, s, tag), args.runs),
+            "envkit": _median(lambda s=spec: envkit_cycle(kit, s), args.runs),
+        }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"engine {kit.engine.server_version()}, median of {args.runs} runs")
+    for shape, rows in results.items():
+        base = rows["raw_sdk_sequential"]
+        for who, row in rows.items():
+            print(f"{shape:<7} {who:<20} up {row['up']:.3f}s ({row['up'] / base['up']:.2f}x)"
+                  f"  down {row['down']:.3f}s ({row['down'] / base['down']:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
