@@ -55,6 +55,11 @@ class ServiceHandle:
         """``{"8080/tcp": "127.0.0.1:49153"}``, the shape ``envkit up --json`` prints."""
         return {key: f"{self.host}:{port}" for key, port in sorted(self.ports.items())}
 
+    def refresh(self) -> None:
+        """Re-read the host ports: Docker may assign new ones when a container restarts."""
+        _engine.call(f"inspect {self.service}", self.container.reload)
+        self.ports = _published_ports(self.container)
+
     def state(self) -> ContainerState:
         """Reload and summarize the container's state (one engine request)."""
         _engine.call(f"inspect {self.service}", self.container.reload)

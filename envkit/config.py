@@ -67,6 +67,8 @@ class Settings:
     :param cache_dir: where locks and state files go.
     :param ready_timeout: default readiness deadline per service, in seconds.
     :param host_address: override of the address published ports are reached at.
+    :param base_suite: Debian suite of the bootstrapped base image.
+    :param mediamtx: ``upstream``, ``standin`` or an image reference; ``None`` decides.
     """
 
     docker_host: str | None = None
@@ -77,6 +79,7 @@ class Settings:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     host_address: str | None = None
     base_suite: str = "bookworm"
+    mediamtx: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -92,6 +95,7 @@ class Settings:
             ready_timeout=_parse_seconds(environ, "ENVKIT_READY_TIMEOUT", DEFAULT_READY_TIMEOUT),
             host_address=environ.get("ENVKIT_HOST_ADDRESS") or None,
             base_suite=environ.get("ENVKIT_BASE_SUITE") or "bookworm",
+            mediamtx=environ.get("ENVKIT_MEDIAMTX") or None,
         )
 
     @property

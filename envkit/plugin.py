@@ -8,14 +8,18 @@ and the controller can check, after the workers are gone, that none was left beh
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
 
+from envkit import camera, reaper
 from envkit.config import Settings, sanitize_ident
 from envkit.errors import EngineUnavailableError, EnvkitError
+from envkit.rpc import RpcClient, connect_rpc
 from envkit.runtime import Stack
 from envkit.session import Envkit, new_session_id
 from envkit.spec import StackSpec
@@ -36,8 +40,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="default readiness deadline per service (default: $ENVKIT_READY_TIMEOUT or 60)",
     )
     group.addoption(
+        "--envkit-mediamtx", metavar="upstream|standin|IMAGE", default=None,
+        help="MediaMTX image of the default stack (default: $ENVKIT_MEDIAMTX, else the "
+        "upstream image if it can be had, else the locally built stand-in)",
+    )
+    group.addoption(
         "--envkit-no-leak-check", action="store_true", default=False,
         help="do not fail the run when envkit resources of this session remain at its end",
+    )
+    group.addoption(
+        "--envkit-no-sweep", action="store_true", default=False,
+        help="do not remove dead test runs' stacks at session start "
+        "(see `envkit gc`; $ENVKIT_GC_OLDER_THAN also removes any stack that old)",
     )
 
 
@@ -61,6 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_env(os.environ)
     if config.getoption("envkit_stack"):
         settings = replace(settings, stack=config.getoption("envkit_stack"))
+    if config.getoption("envkit_mediamtx"):
+        settings = replace(settings, mediamtx=config.getoption("envkit_mediamtx"))
     if config.getoption("envkit_ready_timeout"):
         settings = replace(settings, ready_timeout=config.getoption("envkit_ready_timeout"))
     worker = config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
@@ -69,6 +85,51 @@ def pytest_configure(config: pytest.Config) -> None:
         settings=settings, environ=os.environ, session=_session_id(config), worker=worker,
         progress=_stderr_line if verbose else None,
     )
+    _terminate_like_interrupt(config)
+
+
+def _terminate_like_interrupt(config: pytest.Config) -> None:
+    """Make SIGTERM unwind like Ctrl-C, so fixture finalizers tear stacks down.
+
+    Installed on the controller and on every worker (each owns its stacks). A second
+    SIGTERM gets the default action: the process dies and its watchdog reaps the rest.
+    A handler someone else installed is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        _default_sigterm()
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    config.add_cleanup(_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On the controller, remove stacks whose owner died (see :func:`envkit.reaper.sweep`)."""
+    config = session.config
+    if _is_worker(config) or config.getoption("envkit_no_sweep"):
+        return
+    kit = config.stash[ENVKIT_KEY]
+    try:
+        older_than = reaper.older_than_from_env(os.environ)
+        swept = reaper.sweep(kit.engine, older_than=older_than)
+    except EngineUnavailableError:
+        return  # the fixtures report it, once, if a test needs the engine
+    except EnvkitError as exc:
+        raise pytest.UsageError(f"envkit: {exc}") from None
+    gone = [s for s in swept if s.verdict.remove]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if gone and reporter is not None:
+        reporter.write_line(f"envkit: removed {len(gone)} stale stacks: "
+                            + ", ".join(f"{s.stack.stack} ({s.verdict.reason})" for s in gone))
 
 
 def _stderr_line(line: str) -> None:
@@ -83,10 +144,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return [f"envkit: engine unreachable ({exc.cause}); session {kit.session}"]
     try:
         spec = kit.spec()
-        images = ", ".join(f"{s.name}={s.image}" for s in spec.services)
-        stack = f"stack {spec.name!r} ({images})"
     except EnvkitError as exc:
-        stack = f"stack {kit.settings.stack!r} invalid: {exc.message}"
+        return [f"envkit: stack {kit.settings.stack!r} invalid: {exc.message}"]
+    images = ", ".join(f"{s.name}={s.image}" for s in spec.services)
+    stack = f"stack {spec.name!r} ({images})"
+    if spec.name == "default":
+        choice = kit.mediamtx
+        stack += f"; MediaMTX: {choice.flavour} ({choice.reason})"
     return [
         f"envkit: session {kit.session}, engine {engine.server_version()} "
         f"(API {engine.api_version}) at {engine.docker_host}, ports on {engine.publish_ip}",
@@ -141,6 +205,16 @@ def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def envkit_rpc(envkit_stack: Stack) -> Iterator[RpcClient]:
+    """A JSON-RPC client connected to the worker's camera service, authenticated as admin.
+
+    For another role, use ``connect_rpc(camera.ws_url(stack), stack.token(role))``.
+    """
+    with connect_rpc(camera.ws_url(envkit_stack), envkit_stack.token("admin")) as client:
+        yield client
 
 
 @pytest.hookimpl(trylast=True)

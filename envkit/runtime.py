@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from docker.models.containers import Container
 
-from envkit import _engine, _watchdog, labels
+from envkit import _engine, _watchdog, auth, labels
 from envkit._containers import ServiceHandle, check_devices, create_service
 from envkit._engine import Engine
 from envkit.errors import EnvkitError, StackStateError
@@ -230,6 +230,32 @@ class Stack:
     def ports(self, service: str) -> dict[str, str]:
         """Published ports of *service* as ``{"8554/tcp": "127.0.0.1:49153"}``."""
         return self._handle(service).port_map()
+
+    def restart(self, service: str, *, timeout: float = 5.0) -> None:
+        """Restart *service*'s container, learn its new host ports and wait until ready.
+
+        :param timeout: seconds between SIGTERM and SIGKILL.
+        """
+        handle = self._handle(service)
+        spec = self.spec.service(service)
+        _engine.call(f"restart {service}",
+                     lambda: handle.container.restart(timeout=max(round(timeout), 1)))
+        handle.refresh()
+        wait_ready(handle, spec.ready, timeout=spec.ready_timeout or self._ready_timeout)
+
+    def token(self, role: str = "viewer", *, ttl: float = 3600.0) -> str:
+        """A JWT for the stack's camera service, signed with the stack's own secret.
+
+        :raises EnvkitError: when no service of the stack has a JWT secret.
+        """
+        for svc in self.spec.services:
+            secret = svc.environment.get(auth.JWT_SECRET_ENV)
+            if secret:
+                return auth.mint_token(secret, role, ttl=ttl)
+        raise EnvkitError(
+            f"stack {self.id} has no service with {auth.JWT_SECRET_ENV} in its environment",
+            fix="mint tokens for stacks that run a camera service (the default stack)",
+        )
 
     def describe(self) -> dict[str, Any]:
         """The stack as a JSON-ready document (what ``envkit up --json`` prints)."""

@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 
+from envkit import mediamtx
 from envkit._engine import Engine, connect
 from envkit.config import Settings, sanitize_ident
 from envkit.errors import EngineUnavailableError
@@ -52,6 +53,7 @@ class Envkit:
         self._engine: Engine | None = None
         self._engine_error: EngineUnavailableError | None = None
         self._builder: ImageBuilder | None = None
+        self._mediamtx: mediamtx.Choice | None = None
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
 
@@ -97,9 +99,19 @@ class Envkit:
             )
         return self._builder
 
+    @property
+    def mediamtx(self) -> mediamtx.Choice:
+        """The MediaMTX image this run uses, decided once (may try a short pull)."""
+        if self._mediamtx is None:
+            self._mediamtx = mediamtx.choose(self.engine.client, self.settings.mediamtx)
+        return self._mediamtx
+
     def spec(self, ref: str | None = None) -> StackSpec:
         """The stack spec named *ref*, or the configured default."""
-        return load_stack(ref or self.settings.stack)
+        ref = ref or self.settings.stack
+        if ref == "default":
+            return load_stack(ref, mediamtx_image=self.mediamtx.image)
+        return load_stack(ref)
 
     def stack_id(self, name: str) -> str:
         """The identifier of this worker's stack instance called *name*."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from envkit import mediamtx
+from envkit.camera import default_stack
 from envkit.errors import EnvkitError
 from envkit.readiness import Http
 from envkit.spec import Build, ServiceSpec, StackSpec
@@ -31,19 +33,20 @@ def demo() -> StackSpec:
     )
 
 
-CATALOG: dict[str, Callable[[], StackSpec]] = {
-    "demo": demo,
-    "default": demo,
+CATALOG: dict[str, Callable[[Build], StackSpec]] = {
+    "demo": lambda _mediamtx: demo(),
+    "default": default_stack,
 }
 
 
-def load_stack(ref: str) -> StackSpec:
+def load_stack(ref: str, *, mediamtx_image: Build = mediamtx.STANDIN) -> StackSpec:
     """Return the stack named *ref* in the catalog, or read it from the file *ref*.
 
+    :param mediamtx_image: the MediaMTX flavour for stacks that run one.
     :raises EnvkitError: when *ref* is neither, listing the names that exist.
     """
     if ref in CATALOG:
-        return CATALOG[ref]()
+        return CATALOG[ref](mediamtx_image)
     path = Path(ref)
     if path.suffix in {".yml", ".yaml"} and path.is_file():
         return load_stack_file(path)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from websockets.sync.client import ClientConnection, connect
+from envkit.rpc import RpcClient, connect_rpc
 
 TokenFn = Callable[[str], str]
 SYNTHETIC_DIR = "/run/camera-service/synthetic"
@@ -40,62 +40,10 @@ class ContainerLike(Protocol):
     def restart(self, **kwargs: Any) -> None: ...
 
 
-class RpcClient:
-    """Minimal synchronous JSON-RPC client that sets notifications aside."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.notifications: list[dict[str, Any]] = []
-        self._next_id = 0
-
-    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
-        """Send a request and return the whole response object (result or error)."""
-        self._next_id += 1
-        request: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
-        if params is not None:
-            request["params"] = params
-        self.ws.send(json.dumps(request))
-        deadline = time.monotonic() + timeout
-        while True:
-            message = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-            if "id" not in message:
-                self.notifications.append(message)
-            elif message["id"] == self._next_id:
-                return message
-
-    def result(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Call and return ``result``; fail with the error otherwise."""
-        response = self.call(method, params)
-        assert "result" in response, f"{method}({params}) failed: {response}"
-        return response["result"]
-
-    def wait_notification(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
-    ) -> dict[str, Any]:
-        """Return the first queued or incoming notification matching ``predicate``."""
-        for i, message in enumerate(self.notifications):
-            if predicate(message):
-                return self.notifications.pop(i)
-        deadline = time.monotonic() + timeout
-        seen: list[dict[str, Any]] = []
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no matching notification within {timeout}s; saw {seen}")
-            try:
-                message = json.loads(self.ws.recv(timeout=remaining))
-            except TimeoutError:
-                continue
-            if "id" not in message and predicate(message):
-                return dict(message)
-            seen.append(message)
-
-
 @contextmanager
 def rpc_session(ws_url: str, token_fn: TokenFn, role: str = "admin") -> Iterator[RpcClient]:
     """An authenticated connection (role bound via ``authenticate``)."""
-    with connect(ws_url, open_timeout=10) as ws:
-        client = RpcClient(ws)
+    with connect_rpc(ws_url) as client:
         result = client.result("authenticate", {"auth_token": token_fn(role)})
         assert result["authenticated"] is True and result["role"] == role, result
         yield client
@@ -143,8 +91,7 @@ def check_ready(health_url: str, timeout: float = 60.0) -> dict[str, Any]:
 
 def check_auth(ws_url: str, token_fn: TokenFn) -> None:
     """Unauthenticated, invalid and under-privileged calls get -32001 / -32003."""
-    with connect(ws_url, open_timeout=10) as ws:
-        client = RpcClient(ws)
+    with connect_rpc(ws_url) as client:
         assert client.call("ping")["error"]["code"] == -32001
         bad = client.call("authenticate", {"auth_token": "not-a-jwt"})
         assert bad["error"]["code"] == -32001, bad

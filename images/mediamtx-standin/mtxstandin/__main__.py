@@ -1,0 +1,79 @@
+"""Entry point: ``python3 -m mtxstandin [config.yml]``.
+
+Why: the container runs this as PID 1, so it installs its own SIGTERM/SIGINT handlers
+(``docker stop`` must end it promptly and stop hook commands), prints upstream's start-up
+lines, then serves RTSP and the API until told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+from . import VERSION, log
+from .api import API
+from .config import ConfError, load
+from .paths import PathManager
+from .rtsp_server import RTSPServer
+
+
+async def serve(conf_path: str | None) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    log.info(f"MediaMTX {VERSION}")
+    try:
+        conf, loaded = load(conf_path)
+    except (ConfError, OSError, ValueError) as exc:
+        log.error(f"{exc}")
+        return 1
+    log.set_level(str(conf.global_values.get("logLevel", "info")))
+    if loaded:
+        log.info(f"configuration loaded from {loaded}")
+    for key in conf.ignored_keys:
+        log.warn(f"parameter '{key}' is not supported by the envkit stand-in; ignored")
+    g = conf.global_values
+    for proto, flag in (("HLS", "hls"), ("WebRTC", "webrtc"), ("RTMP", "rtmp"),
+                        ("SRT", "srt")):
+        if g.get(flag):
+            log.warn(f"[{proto}] not implemented by the envkit stand-in; not listening")
+
+    paths = PathManager(conf)
+    rtsp: RTSPServer | None = None
+    api: API | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if g.get("rtsp", True):
+            rtsp = RTSPServer(g, paths)
+            await rtsp.start()
+        if g.get("api"):
+            api = API(conf, paths, rtsp)
+            await api.start()
+        paths.start()
+        await stop.wait()
+        log.info("shutting down gracefully")
+    except OSError as exc:
+        log.error(f"{exc}")
+        return 1
+    finally:
+        if api is not None:
+            await api.close()
+        if rtsp is not None:
+            await rtsp.close()
+        paths.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.sleep(0.2)
+    return 0
+
+
+def main() -> None:
+    """Console entry."""
+    conf_path = sys.argv[1] if len(sys.argv) > 1 else None
+    sys.exit(asyncio.run(serve(conf_path)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""An RTSP session: publisher or reader state, channels, counters, bounded sending.
+
+Why: upstream distinguishes connections (``rtspConn``) from sessions
+(``rtspSession``); the API lists sessions and paths name them as source/readers. Each
+reader writes straight into its socket's transport and drops packets when more than
+``writeQueueSize`` packets' worth of bytes are already buffered, so a slow reader
+loses packets instead of stalling the publisher or the other readers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from . import log
+from .path import Path, now_iso
+from .rtsp_proto import frame
+from .sdp import SessionDescription
+
+if TYPE_CHECKING:
+    from .rtsp_server import RTSPConn
+
+SESSION_TIMEOUT = 60
+AVG_PACKET_BYTES = 1500
+
+
+class Session:
+    """One RTSP session, bound to one TCP connection (interleaved transport only)."""
+
+    def __init__(self, conn: RTSPConn, write_queue_size: int) -> None:
+        self.uuid = str(uuid.uuid4())
+        self.secret = uuid.uuid4().hex
+        self.conn = conn
+        self.created = now_iso()
+        self.state = "idle"  # idle | read | publish
+        self.playing = False
+        self.recording = False
+        self.path: Path | None = None
+        self.path_name = ""
+        self.query = ""
+        self.announced: SessionDescription | None = None
+        self.in_channels: dict[int, tuple[int, bool]] = {}  # channel -> (track, rtcp)
+        self.out_channels: dict[int, int] = {}  # track -> rtp channel
+        self.max_buffer = max(write_queue_size, 1) * AVG_PACKET_BYTES
+        self.inbound_bytes = 0
+        self.inbound_rtp = 0
+        self.inbound_rtcp = 0
+        self.outbound_bytes = 0
+        self.outbound_rtp = 0
+        self.outbound_rtcp = 0
+        self.discarded = 0
+        self.closed = False
+        self.log(f"created by {conn.remote}")
+
+    @property
+    def short_id(self) -> str:
+        """First 4 bytes of the UUID in hex, as upstream prints sessions."""
+        return self.uuid.replace("-", "")[:8]
+
+    def log(self, msg: str) -> None:
+        """Log with upstream's ``[RTSP] [session ID]`` prefix."""
+        log.info(f"[RTSP] [session {self.short_id}] {msg}")
+
+    # ------------------------------------------------------------------ Endpoint
+    def api_ref(self) -> dict[str, str]:
+        """Reference used in a path's ``source``/``readers``."""
+        return {"type": "rtspSession", "id": self.uuid}
+
+    def close(self, reason: str) -> None:
+        """Called by the path: end the session and its connection."""
+        if self.closed:
+            return
+        self.conn.close_from_path(reason)
+
+    def deliver(self, track: int, rtcp: bool, payload: bytes) -> int:
+        """Send one packet to this reader, or drop it if the reader is too slow."""
+        if not self.playing:
+            return 0
+        channel = self.out_channels.get(track)
+        transport = self.conn.writer.transport
+        if channel is None or transport.is_closing():
+            return 0
+        if transport.get_write_buffer_size() > self.max_buffer:
+            self.discarded += 1
+            return 0
+        transport.write(frame(channel + (1 if rtcp else 0), payload))
+        size = len(payload) + 4
+        self.outbound_bytes += size
+        if rtcp:
+            self.outbound_rtcp += 1
+        else:
+            self.outbound_rtp += 1
+        return size
+
+    # ------------------------------------------------------------------ data in
+    def on_frame(self, channel: int, payload: bytes) -> None:
+        """Interleaved data from the client: relay publisher packets, count the rest."""
+        self.inbound_bytes += len(payload) + 4
+        mapping = self.in_channels.get(channel)
+        if mapping is None:
+            return
+        track, rtcp = mapping
+        if rtcp:
+            self.inbound_rtcp += 1
+        else:
+            self.inbound_rtp += 1
+        if self.recording and self.path is not None:
+            self.path.write(track, rtcp, payload)
+
+    def detach(self, reason: str) -> None:
+        """Leave the path (connection closed, TEARDOWN, or path closing)."""
+        if self.closed:
+            return
+        self.closed = True
+        path, self.path = self.path, None
+        if path is not None:
+            if self.state == "publish":
+                path.remove_publisher(self)
+            elif self.state == "read":
+                path.remove_reader(self)
+        self.log(f"destroyed: {reason}")
+
+    # ------------------------------------------------------------------ API
+    def api_item(self) -> dict[str, Any]:
+        """The ``RTSPSession`` object of the OpenAPI document."""
+        transport = "TCP" if (self.playing or self.recording or self.in_channels
+                              or self.out_channels) else None
+        return {
+            "id": self.uuid,
+            "created": self.created,
+            "remoteAddr": self.conn.remote,
+            "state": self.state,
+            "path": self.path_name,
+            "query": self.query,
+            "user": "",
+            "transport": transport,
+            "profile": "AVP" if transport else None,
+            "conns": [self.conn.uuid],
+            "inboundBytes": self.inbound_bytes,
+            "inboundRTPPackets": self.inbound_rtp,
+            "inboundRTPPacketsLost": 0,
+            "inboundRTPPacketsInError": 0,
+            "inboundRTPPacketsJitter": 0.0,
+            "inboundRTCPPackets": self.inbound_rtcp,
+            "inboundRTCPPacketsInError": 0,
+            "outboundBytes": self.outbound_bytes,
+            "outboundRTPPackets": self.outbound_rtp,
+            "outboundRTPPacketsReportedLost": 0,
+            "outboundRTPPacketsDiscarded": self.discarded,
+            "outboundRTCPPackets": self.outbound_rtcp,
+            "bytesReceived": self.inbound_bytes,
+            "bytesSent": self.outbound_bytes,
+            "rtpPacketsReceived": self.inbound_rtp,
+            "rtpPacketsSent": self.outbound_rtp,
+            "rtpPacketsLost": 0,
+            "rtpPacketsInError": 0,
+            "rtpPacketsJitter": 0.0,
+            "rtcpPacketsReceived": self.inbound_rtcp,
+            "rtcpPacketsSent": self.outbound_rtcp,
+            "rtcpPacketsInError": 0,
+        }
+
