@@ -1,8 +1,10 @@
 """The ``envkit`` command: thin wrappers over the library, mapped to exit codes.
 
-Exit codes: 0 ok, 1 failure (an :class:`~envkit.errors.EnvkitError`, printed with its
-fix), 2 usage. Machine-readable output (``--json``) goes to stdout alone; progress and
-messages go to stderr so that ``envkit up --json | jq`` always parses.
+Commands parse, call one library function (:mod:`envkit.inventory`, :mod:`envkit.reaper`,
+:mod:`envkit.imageset`, :mod:`envkit.doctor`) and print; tables are rich on a terminal and
+plain when piped. Exit codes: 0 ok, 1 failure (an :class:`~envkit.errors.EnvkitError`,
+printed with its fix), 2 usage. Machine-readable output (``--json``) goes to stdout
+alone; progress and messages go to stderr so that ``envkit up --json | jq`` always parses.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 
-from envkit import labels
+from envkit import _table, doctor, imageset, labels, reaper
 from envkit.errors import EnvkitError, StackNotFoundError
+from envkit.images import BuildRef, ImageBuilder, list_images, prune_images
+from envkit.inventory import list_stacks
 from envkit.runtime import Stack, teardown
 from envkit.session import Envkit
 
@@ -50,8 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     up.add_argument("--detach", action="store_true",
                     help="leave the stack running and exit (remove it with `envkit down`)")
-    down = sub.add_parser("down", help="remove a stack started by `envkit up` or a test run")
-    down.add_argument("stack", metavar="STACK", help="the stack id `envkit up` printed")
+    down = sub.add_parser("down", help="remove stacks: one, a session's, or all of envkit's")
+    down.add_argument("stack", metavar="STACK", nargs="?", help="a stack id (see `envkit ps`)")
+    which = down.add_mutually_exclusive_group()
+    which.add_argument("--session", metavar="ID", help="every stack of test session ID")
+    which.add_argument("--all", action="store_true", help="every envkit stack on the engine")
+    ps = sub.add_parser("ps", help="list envkit stacks: session, worker, owner, age, state")
+    ps.add_argument("--json", action="store_true", help="print a JSON array on stdout")
+    gc = sub.add_parser("gc", help="remove stacks whose owner process is gone")
+    gc.add_argument("--older-than", metavar="DURATION", default=None,
+                    help=f"also remove any stack this old: 30s, 10m, 2h, 1d "
+                    f"(default: ${reaper.GC_OLDER_THAN_ENV})")
+    gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    images = sub.add_parser("images", help="build, list or prune envkit/<name>:<hash> images")
+    images.add_argument("action", nargs="?", choices=("ls", "build", "prune"), default="ls")
+    images.add_argument("names", nargs="*", metavar="NAME", help="images/<NAME> to build")
+    sub.add_parser("doctor", help="check engine, images, cameras and disk; say how to fix")
     for extend in PARSER_EXTENSIONS:
         extend(sub)
     return parser
@@ -101,17 +120,124 @@ def _wait_for_interrupt() -> None:
 
 @command("down")
 def cmd_down(args: argparse.Namespace, kit: Envkit) -> int:
-    removed = teardown(kit.engine, args.stack)
-    if removed == 0:
-        raise StackNotFoundError(stack=args.stack, known=known_stacks(kit))
-    _err(f"envkit: stack {args.stack} removed ({removed} resources)")
+    if sum((args.stack is not None, args.session is not None, args.all)) != 1:
+        _err("envkit down: give exactly one of STACK, --session ID or --all")
+        return EXIT_USAGE
+    if args.stack is not None:
+        removed = teardown(kit.engine, args.stack)
+        if removed == 0:
+            raise StackNotFoundError(stack=args.stack, known=known_stacks(kit))
+        _err(f"envkit: stack {args.stack} removed ({removed} resources)")
+        return EXIT_OK
+    selector = labels.selector(session=args.session) if args.session else None
+    stacks = list_stacks(kit.engine.client, selector=selector)
+    if args.session and not stacks:
+        sessions = sorted({s.session for s in list_stacks(kit.engine.client)})
+        raise EnvkitError(f"no stacks of session {args.session!r} "
+                          f"(sessions on the engine: {', '.join(sessions) or 'none'})",
+                          fix="pick a session from `envkit ps`")
+    counts = reaper.remove_stacks(kit.engine, stacks)
+    for stack, removed in counts.items():
+        _err(f"envkit: stack {stack} removed ({removed} resources)")
+    _err(f"envkit: {len(counts)} stacks removed")
     return EXIT_OK
 
 
 def known_stacks(kit: Envkit) -> list[str]:
     """Identifiers of every envkit stack on the engine."""
-    nets = kit.engine.client.networks.list(filters=labels.selector())
-    return sorted({n.attrs.get("Labels", {}).get(labels.STACK, "?") for n in nets})
+    return [s.stack for s in list_stacks(kit.engine.client)]
+
+
+@command("ps")
+def cmd_ps(args: argparse.Namespace, kit: Envkit) -> int:
+    stacks = list_stacks(kit.engine.client)
+    now = datetime.now(timezone.utc)
+    if args.json:
+        print(json.dumps([s.describe(now) for s in stacks], indent=2), flush=True)
+        return EXIT_OK
+    rows = [
+        [s.stack, s.session, s.worker, s.owner + (" (detached)" if s.detached else ""),
+         _table.human_age(None if (a := s.age(now)) is None else a.total_seconds()),
+         s.state, ", ".join(s.endpoints) or "-"]
+        for s in stacks
+    ]
+    _table.render(["STACK", "SESSION", "WORKER", "OWNER", "AGE", "STATE", "ENDPOINTS"], rows,
+                  stream=sys.stdout)
+    return EXIT_OK
+
+
+@command("gc")
+def cmd_gc(args: argparse.Namespace, kit: Envkit) -> int:
+    older_than = (reaper.parse_duration(args.older_than) if args.older_than is not None
+                  else reaper.older_than_from_env(os.environ))
+    swept = reaper.sweep(kit.engine, older_than=older_than, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    rows = [[s.stack.stack, verb if s.verdict.remove else "kept", s.verdict.reason,
+             str(s.removed) if s.verdict.remove and not args.dry_run else "-"] for s in swept]
+    if rows:
+        _table.render(["STACK", "ACTION", "REASON", "RESOURCES"], rows, stream=sys.stdout)
+    gone = sum(s.verdict.remove for s in swept)
+    _err(f"envkit: gc {verb} {gone} of {len(swept)} stacks")
+    return EXIT_OK
+
+
+@command("images")
+def cmd_images(args: argparse.Namespace, kit: Envkit) -> int:
+    client, builder, images_dir = kit.engine.client, kit.images, kit.settings.images_dir
+    if args.names and args.action != "build":
+        _err("envkit images: NAME arguments go with `build` only")
+        return EXIT_USAGE
+    if args.action == "build":
+        return _build_images(builder, args.names or imageset.image_names(images_dir))
+    if args.action == "prune":
+        statuses = imageset.statuses(client, builder, images_dir)
+        unknown = [s for s in statuses if s.tag is None]
+        if unknown:
+            raise EnvkitError(f"cannot tell current tags: {unknown[0].problem}",
+                              fix="run `envkit images build` first")
+        removed = prune_images(client, keep={str(s.tag) for s in statuses})
+        for tag in removed:
+            print(tag, flush=True)
+        _err(f"envkit: pruned {len(removed)} stale image tags")
+        return EXIT_OK
+    current = {str(s.tag) for s in imageset.statuses(client, builder, images_dir) if s.tag}
+    rows = [[i.tag, i.id.removeprefix("sha256:")[:12], _table.human_size(i.size),
+             i.created.strftime("%Y-%m-%d %H:%M"),
+             "yes" if i.tag in current or i.tag == builder.base_tag else "no"]
+            for i in list_images(client)]
+    _table.render(["TAG", "ID", "SIZE", "CREATED", "CURRENT"], rows, stream=sys.stdout)
+    return EXIT_OK
+
+
+def _build_images(builder: ImageBuilder, names: Sequence[str]) -> int:
+    failed: list[str] = []
+    for index, name in enumerate(names, 1):
+        _err(f"envkit: [{index}/{len(names)}] {name}")
+        try:
+            print(f"{name}  {builder.ensure(BuildRef(name=name))}", flush=True)
+        except EnvkitError as exc:
+            _err(f"envkit: error: {exc}")
+            failed.append(name)
+    if failed:
+        _err(f"envkit: {len(failed)} of {len(names)} images failed: {', '.join(failed)}")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+@command("doctor")
+def cmd_doctor(args: argparse.Namespace, kit: Envkit) -> int:
+    checks = doctor.run(kit)
+    rows = [[c.status.upper(), c.name, c.detail + (f"\n  fix: {c.fix}" if c.fix else "")]
+            for c in checks]
+    if sys.stdout.isatty():
+        _table.render(["", "CHECK", "FINDING"], rows, stream=sys.stdout)
+    else:
+        for c in checks:
+            print(f"{c.status:<4}  {c.name}: {c.detail}" + (f"\n      fix: {c.fix}" if c.fix
+                                                              else ""), flush=True)
+    failed = [c for c in checks if c.status == doctor.FAIL]
+    _err(f"envkit: doctor found {len(failed)} problems" if failed else "envkit: all good")
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,8 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    kit = Envkit.from_env(os.environ, worker="cli", progress=lambda line: _err(f"build: {line}"))
     try:
+        kit = Envkit.from_env(os.environ, worker="cli",
+                              progress=lambda line: _err(f"build: {line}"))
         return COMMANDS[args.command](args, kit)
     except EnvkitError as exc:
         _err(f"envkit: error: {exc}")

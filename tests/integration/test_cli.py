@@ -1,0 +1,220 @@
+"""The ``envkit`` console script against the real engine: ps, down, gc, images, doctor.
+
+Stacks are planted by hand where a test needs an owner in a given state (dead, alive,
+elsewhere, detached): a labelled ``sleep`` container and network are all ``gc`` sees.
+Only envkit-labelled resources may ever go; every test keeps an unlabelled pair around
+and checks it survived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import docker
+import pytest
+
+from envkit import labels
+from envkit.inventory import list_stacks
+from envkit.reaper import remove_stacks
+from envkit.session import Envkit
+
+ENVKIT = str(Path(sys.executable).with_name("envkit"))
+BASE = "envkit/base:bookworm"
+
+
+def run(*argv: str, session: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ, **env)
+    if session:
+        environ["ENVKIT_SESSION"] = session
+    return subprocess.run([ENVKIT, *argv], capture_output=True, text=True, env=environ,
+                          timeout=120, check=False)
+
+
+def dead_pid() -> int:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+class Planter:
+    """Creates labelled and unlabelled resources, and removes all of them afterwards."""
+
+    def __init__(self, kit: Envkit) -> None:
+        self.kit = kit
+        self.client: docker.DockerClient = kit.engine.client
+        self.tag = uuid.uuid4().hex[:8]
+        self.session = f"plant{self.tag}"
+        self.stacks: list[str] = []
+        self.strangers: list[str] = []
+
+    def stack(self, name: str, *, owner: str, age: timedelta = timedelta(seconds=5),
+              detached: bool = False, start: str | None = None) -> str:
+        made = labels.Ownership(
+            session=self.session, worker="plant", stack=f"{self.session}-{name}", owner=owner,
+            created=(datetime.now(timezone.utc) - age).replace(microsecond=0).isoformat(),
+            detached=detached, owner_start=start)
+        self.client.networks.create(f"envkit-{made.stack}", labels=made.stack_labels())
+        self.client.containers.run(BASE, ["sleep", "600"], detach=True,
+                                   name=f"envkit-{made.stack}-svc",
+                                   labels=made.service_labels("svc"))
+        self.stacks.append(made.stack)
+        return made.stack
+
+    def stranger(self) -> str:
+        name = f"stranger-{self.tag}-{len(self.strangers)}"
+        self.client.networks.create(name)
+        self.client.containers.run(BASE, ["sleep", "600"], detach=True, name=name, network=name)
+        self.strangers.append(name)
+        return name
+
+    def present(self) -> set[str]:
+        return {s.stack for s in list_stacks(self.client,
+                                             selector=labels.selector(session=self.session))}
+
+    def strangers_alive(self) -> bool:
+        return all(self.client.containers.get(n).status == "running"
+                   and self.client.networks.get(n).name == n for n in self.strangers)
+
+    def cleanup(self) -> None:
+        remove_stacks(self.kit.engine, list_stacks(
+            self.client, selector=labels.selector(session=self.session)))
+        for name in self.strangers:
+            self.client.containers.get(name).remove(force=True)
+            self.client.networks.get(name).remove()
+
+
+@pytest.fixture
+def plant(envkit_session: Envkit) -> Iterator[Planter]:
+    planter = Planter(envkit_session)
+    yield planter
+    planter.cleanup()
+
+
+def test_up_ps_down_by_stack_and_session(plant: Planter) -> None:
+    first, second = f"cli{plant.tag}a", f"cli{plant.tag}b"
+    plant.stranger()
+    try:
+        up = run("up", "--detach", "--json", "--stack", "demo", session=first)
+        assert up.returncode == 0, up.stderr
+        stack_a = json.loads(up.stdout)["stack"]
+        assert run("up", "--detach", "--stack", "demo", session=second).returncode == 0
+        listing = {s["stack"]: s for s in json.loads(run("ps", "--json").stdout)}
+        row = listing[stack_a]
+        assert (row["session"], row["worker"], row["state"], row["detached"]) == (
+            first, "cli", "running", True)
+        assert row["owner"].startswith(f"{socket.gethostname()}:")
+        assert any(e.startswith("web 8080/tcp -> 127.0.0.1:") for e in
+                   [f"{c['service']} {e}" for c in row["containers"] for e in c["endpoints"]])
+        plain = run("ps")
+        assert plain.returncode == 0 and "STACK" in plain.stdout and stack_a in plain.stdout
+        assert "(detached)" in plain.stdout
+        assert run("down", "--session", first).returncode == 0
+        remaining = {s["stack"] for s in json.loads(run("ps", "--json").stdout)}
+        assert stack_a not in remaining and f"{second}-cli-demo" in remaining
+        assert run("down", f"{second}-cli-demo").returncode == 0
+        again = run("down", f"{second}-cli-demo")
+        assert again.returncode == 1 and "fix:" in again.stderr
+        assert run("down", "--session", second).returncode == 1
+        assert plant.strangers_alive()
+    finally:
+        for session in (first, second):
+            run("down", "--session", session)
+
+
+def test_gc_removes_dead_owners_only(plant: Planter) -> None:
+    host, me = socket.gethostname(), os.getpid()
+    dead = plant.stack("dead", owner=f"{host}:{dead_pid()}")
+    reused = plant.stack("reused", owner=f"{host}:{me}", start="1")
+    alive = plant.stack("alive", owner=f"{host}:{me}", start=labels.process_start(me))
+    elsewhere = plant.stack("elsewhere", owner="another-host:1")
+    detached = plant.stack("detached", owner=f"{host}:{dead_pid()}", detached=True)
+    old = plant.stack("old", owner=f"{host}:{me}", age=timedelta(days=2))
+    plant.stranger()
+
+    dry = run("gc", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    rows = {line.split()[0]: line for line in dry.stdout.splitlines()[1:]}
+    assert "would remove" in rows[dead] and "kept" in rows[alive]
+    assert plant.present() == {dead, reused, alive, elsewhere, detached, old}
+
+    done = run("gc")
+    assert done.returncode == 0, done.stderr
+    assert plant.present() == {alive, elsewhere, detached, old}
+    assert run("gc", "--older-than", "1d").returncode == 0
+    assert plant.present() == {alive, elsewhere, detached}
+    assert plant.strangers_alive()
+    assert run("gc", "--older-than", "soon").returncode == 1
+
+
+def test_session_start_sweeps_dead_owners(plant: Planter, tmp_path: Path) -> None:
+    dead = plant.stack("dead", owner=f"{socket.gethostname()}:{dead_pid()}")
+    alive = plant.stack("alive", owner=f"{socket.gethostname()}:{os.getpid()}")
+    plant.stranger()
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
+    assert f"{dead} (owner pid" in result.stdout
+    assert plant.present() == {alive}
+    assert plant.strangers_alive()
+
+
+@pytest.mark.skipif(os.environ.get("ENVKIT_TEST_DOWN_ALL") != "1",
+                    reason="removes every envkit stack on the engine, other runs' too; "
+                    "opt in with ENVKIT_TEST_DOWN_ALL=1 on an engine of your own")
+def test_down_all_spares_unlabelled(plant: Planter) -> None:
+    plant.stack("one", owner="another-host:1")
+    plant.stack("two", owner="another-host:2", detached=True)
+    plant.stranger()
+    result = run("down", "--all")
+    assert result.returncode == 0, result.stderr
+    assert plant.present() == set()
+    assert plant.strangers_alive()
+
+
+def test_images_ls_build_prune(envkit_session: Envkit) -> None:
+    client = envkit_session.engine.client
+    built = run("images", "build", "testsvc")
+    assert built.returncode == 0, built.stderr
+    name, tag = built.stdout.split()
+    assert name == "testsvc" and tag.startswith("envkit/testsvc:")
+    listing = run("images")
+    assert listing.returncode == 0
+    assert any(line.split()[0] == tag and line.split()[-1] == "yes"
+               for line in listing.stdout.splitlines()[1:])
+    stale = "envkit/testsvc:0123456789ab"
+    client.images.get(tag).tag(stale)
+    try:
+        pruned = run("images", "prune")
+        assert pruned.returncode == 0, pruned.stderr
+        assert stale in pruned.stdout.split()
+        assert tag not in pruned.stdout.split()
+        assert client.images.get(tag)
+    finally:
+        if any(stale in i.tags for i in client.images.list(name="envkit/testsvc")):
+            client.images.remove(stale)
+    assert run("images", "ls", "extra").returncode == 2
+
+
+def test_doctor_reports_and_fails_with_fixes() -> None:
+    good = run("doctor")
+    assert good.returncode in (0, 1)
+    assert "ok    engine: Docker Engine" in good.stdout
+    assert "api version: API 1.4" in good.stdout and "free disk:" in good.stdout
+    bad = run("doctor", DOCKER_HOST="tcp://127.0.0.1:9")
+    assert bad.returncode == 1
+    assert "fail  engine:" in bad.stdout and "fix:" in bad.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("down").returncode == 2
+    assert run("frobnicate").returncode == 2
