@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
-from envkit import _table, doctor, imageset, labels, reaper
+from envkit import _table, auth, doctor, imageset, labels, reaper
 from envkit.errors import EnvkitError, StackNotFoundError
 from envkit.images import BuildRef, ImageBuilder, list_images, prune_images
 from envkit.inventory import list_stacks
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("action", nargs="?", choices=("ls", "build", "prune"), default="ls")
     images.add_argument("names", nargs="*", metavar="NAME", help="images/<NAME> to build")
     sub.add_parser("doctor", help="check engine, images, cameras and disk; say how to fix")
+    token = sub.add_parser("token", help="print a JWT for a stack's camera service")
+    token.add_argument("stack", metavar="STACK", help="the stack id `envkit up` printed")
+    token.add_argument("--role", choices=auth.ROLES, default="viewer")
+    token.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
     for extend in PARSER_EXTENSIONS:
         extend(sub)
     return parser
@@ -181,6 +185,33 @@ def cmd_gc(args: argparse.Namespace, kit: Envkit) -> int:
     return EXIT_OK
 
 
+def _buildable(kit: Envkit) -> list[str]:
+    """Every image directory, less the upstream MediaMTX flavour where it cannot be had."""
+    names = imageset.image_names(kit.settings.images_dir)
+    if kit.mediamtx.flavour == "standin":
+        _err(f"envkit: skipping images/mediamtx: {kit.mediamtx.reason}")
+        names = [n for n in names if n != "mediamtx"]
+    return names
+
+
+@command("token")
+def cmd_token(args: argparse.Namespace, kit: Envkit) -> int:
+    """Mint with the secret the stack's camera service was started with; token on last line."""
+    client = kit.engine.client
+    found = client.containers.list(all=True, filters=labels.selector(stack=args.stack))
+    if not found:
+        raise StackNotFoundError(stack=args.stack, known=known_stacks(kit))
+    for container in found:
+        secret = auth.secret_from_env(container.attrs.get("Config", {}).get("Env"))
+        if secret:
+            _err(f"envkit: {args.role} token for {container.labels.get(labels.SERVICE)} "
+                 f"of {args.stack}, valid {args.ttl:.0f}s")
+            print(auth.mint_token(secret, args.role, ttl=args.ttl), flush=True)
+            return EXIT_OK
+    raise EnvkitError(f"no service of stack {args.stack} has {auth.JWT_SECRET_ENV}",
+                      fix="tokens are for stacks that run a camera service (the default stack)")
+
+
 @command("images")
 def cmd_images(args: argparse.Namespace, kit: Envkit) -> int:
     client, builder, images_dir = kit.engine.client, kit.images, kit.settings.images_dir
@@ -188,7 +219,7 @@ def cmd_images(args: argparse.Namespace, kit: Envkit) -> int:
         _err("envkit images: NAME arguments go with `build` only")
         return EXIT_USAGE
     if args.action == "build":
-        return _build_images(builder, args.names or imageset.image_names(images_dir))
+        return _build_images(builder, args.names or _buildable(kit))
     if args.action == "prune":
         statuses = imageset.statuses(client, builder, images_dir)
         unknown = [s for s in statuses if s.tag is None]

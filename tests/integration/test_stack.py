@@ -169,5 +169,10 @@ def test_host_ports_held_elsewhere_do_not_matter(envkit_stack_factory) -> None:
             sock.close()
 
 
-def test_session_stack_is_shared_per_worker(envkit_stack: Stack) -> None:
-    assert _get_json(envkit_stack.url("web", 8080, path="/health"))["ok"] is True
+def test_session_stack_is_the_default_stack_of_this_worker(
+    envkit_stack: Stack, envkit_session: Envkit
+) -> None:
+    assert envkit_stack.spec.name == "default"
+    assert envkit_stack.id == envkit_session.stack_id("default")
+    info = _get_json(envkit_stack.url("mediamtx", 9997, path="/v3/info"))
+    assert "version" in info
