@@ -31,11 +31,14 @@ $(VENV)/.installed: pyproject.toml
 images: install
 	$(VENV)/bin/envkit images build
 
+# The engine-wide test (`envkit down --all`) runs alone, after the rest, so it cannot
+# remove the stacks of tests running beside it.
 test: install
-	$(PYTEST) -n 2 tests
+	$(PYTEST) -n 2 -m 'not engine_exclusive' tests
+	ENVKIT_TEST_DOWN_ALL=1 $(PYTEST) -m engine_exclusive tests/integration/test_cli.py
 
 test-parallel: install
-	$(PYTEST) -n auto tests
+	$(PYTEST) -n auto -m 'not engine_exclusive' tests
 
 test-unit: install
 	$(PYTEST) -m 'not integration' tests/unit

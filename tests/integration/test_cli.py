@@ -168,6 +168,7 @@ def test_session_start_sweeps_dead_owners(plant: Planter, tmp_path: Path) -> Non
     assert plant.strangers_alive()
 
 
+@pytest.mark.engine_exclusive
 @pytest.mark.skipif(os.environ.get("ENVKIT_TEST_DOWN_ALL") != "1",
                     reason="removes every envkit stack on the engine, other runs' too; "
                     "opt in with ENVKIT_TEST_DOWN_ALL=1 on an engine of your own")
