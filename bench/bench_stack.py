@@ -1,9 +1,10 @@
 """Measure envkit's stack up (to ready) and down against raw docker-SDK calls, same run.
 
-Two shapes: ``chain`` (the demo stack: a web service and a dependent that reaches it by
-alias, which must start in order) and ``fanout`` (three independent web services, which
-envkit starts concurrently). The baseline makes the fewest SDK calls a careful script
-would, one service after another. Results are medians; ratios are envkit / baseline.
+Three shapes: ``demo`` (a web service and a dependent that reaches it by alias, which
+must start in order), ``fanout`` (three independent web services, which envkit starts
+concurrently) and ``default`` (MediaMTX and the camera service, images built). The
+baseline makes the fewest SDK calls a careful script would, one service after another.
+Results are medians; ratios are envkit / baseline.
 
 Usage: ``python bench/bench_stack.py [--runs 7] [--json]``
 """
@@ -18,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 import docker
 
@@ -47,7 +49,13 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def raw_cycle(client: docker.DockerClient, spec: StackSpec, tag: str) -> tuple[float, float]:
+def _first_http(svc: ServiceSpec) -> Http:
+    return next(c for c in svc.ready if isinstance(c, Http))
+
+
+def raw_cycle(
+    client: docker.DockerClient, spec: StackSpec, tags: dict[str, str]
+) -> tuple[float, float]:
     """Sequential baseline: network, then each service created, started and awaited."""
     name = f"bench-raw-{uuid.uuid4().hex[:8]}"
     labels = {"envkit.session": "bench-raw"}  # so a crashed bench is still swept
@@ -56,15 +64,17 @@ def raw_cycle(client: docker.DockerClient, spec: StackSpec, tag: str) -> tuple[f
     containers = []
     for svc in spec.start_order():
         command = list(svc.command) if svc.command else None
+        check = _first_http(svc)
         c = client.containers.run(
-            tag, command=command, detach=True, network=name, labels=labels,
-            ports={"8080/tcp": ("127.0.0.1",)}, environment=dict(svc.environment),
+            tags[svc.name], command=command, detach=True, network=name, labels=labels,
+            ports={str(p): ("127.0.0.1",) for p in svc.published},
+            environment=dict(svc.environment),
             networking_config={name: client.api.create_endpoint_config(aliases=[svc.name])},
         )
         containers.append(c)
         c.reload()
-        port = c.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-        _wait_http(f"http://127.0.0.1:{port}/health")
+        port = c.attrs["NetworkSettings"]["Ports"][f"{check.port}/tcp"][0]["HostPort"]
+        _wait_http(f"http://127.0.0.1:{port}{check.path}")
     t1 = time.perf_counter()
     for c in containers:
         c.remove(force=True)
@@ -93,14 +103,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     kit = Envkit.from_env(os.environ, worker="bench")
-    tag = kit.images.ensure(Build(name="testsvc"))
     client = kit.engine.client
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for spec in (demo(), fanout()):
+    for spec in (demo(), fanout(), kit.spec("default")):
+        tags = {svc.name: kit.images.resolve(svc.image) for svc in spec.services}
         envkit_cycle(kit, spec)  # warm-up: first start pays one-off engine costs
         results[spec.name] = {
-            "raw_sdk_sequential": _median(lambda s=spec: raw_cycle(client, s, tag), args.runs),
-            "envkit": _median(lambda s=spec: envkit_cycle(kit, s), args.runs),
+            "raw_sdk_sequential": _median(partial(raw_cycle, client, spec, tags), args.runs),
+            "envkit": _median(partial(envkit_cycle, kit, spec), args.runs),
         }
     if args.json:
         print(json.dumps(results, indent=2))
