@@ -158,20 +158,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def _kit_or_exit(config: pytest.Config) -> Envkit:
-    """The run's Envkit with a live engine; an unreachable engine ends the run, once."""
-    kit = config.stash[ENVKIT_KEY]
+def _kit_or_stop(request: pytest.FixtureRequest) -> Envkit:
+    """The run's Envkit with a live engine; an unreachable engine stops the run.
+
+    The first test that needs the engine fails with the cause and the fix, and the
+    session is told to stop, so the run ends there instead of failing every test.
+    ``session.shouldstop`` is what xdist's workers also honour (``pytest.exit`` in a
+    worker would be reported as a crash).
+    """
+    kit = request.config.stash[ENVKIT_KEY]
     try:
         kit.engine  # noqa: B018 - connecting is the point
+        return kit
     except EngineUnavailableError as exc:
-        pytest.exit(f"envkit: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
-    return kit
+        error = exc
+    request.session.shouldstop = f"envkit: the Docker engine is unreachable: {error.cause}"
+    pytest.fail(f"envkit: {error}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def envkit_session(request: pytest.FixtureRequest) -> Envkit:
     """The worker's :class:`~envkit.session.Envkit`: session id, worker id, engine."""
-    return _kit_or_exit(request.config)
+    return _kit_or_stop(request)
 
 
 @pytest.fixture(scope="session")
