@@ -16,7 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from envkit import Build, Http, LogLine, ServiceSpec, StackSpec
+from envkit.mediamtx import STANDIN
+from envkit.session import Envkit
 
 
 def _load_checks() -> ModuleType:
@@ -39,9 +43,18 @@ PATTERN = ("ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320
            "-f rtsp rtsp://localhost:$RTSP_PORT/$MTX_PATH")
 
 
+_CHOSEN: list[Build] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mediamtx_flavour(envkit_session: Envkit) -> None:
+    """Run against the image the run chose (ENVKIT_MEDIAMTX: upstream where it can be had)."""
+    _CHOSEN[:] = [envkit_session.mediamtx.image]
+
+
 def mediamtx(env: Mapping[str, str] | None = None) -> ServiceSpec:
     """The stand-in service, as a stack would declare it."""
-    return ServiceSpec(name="mediamtx", image=Build(name="mediamtx-standin"),
+    return ServiceSpec(name="mediamtx", image=_CHOSEN[0],
                        ports=[8554, 9997], environment=dict(env or {}), ready=READY)
 
 
@@ -78,7 +91,8 @@ def test_api_answers_follow_the_openapi_document(envkit_stack_factory) -> None:
     checked = mc.check_api_contract(base)
     assert len(checked) > 15
     info = mc.checked(base, "GET", "/v3/info").json()
-    assert info["version"].endswith("-envkit-standin")
+    if _CHOSEN[0] == STANDIN:
+        assert info["version"].endswith("-envkit-standin")
     logs = _logs(stack)
     assert re.search(r"(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INF \[RTSP\] listener opened "
                      r"on :8554 \(TCP\)$", logs), logs
