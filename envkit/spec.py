@@ -157,6 +157,7 @@ class ServiceSpec:
         put(self, "depends_on", _seq(self.depends_on))
         put(self, "tmpfs", _seq(self.tmpfs))
         self._check_labels_and_timeouts()
+        self._check_probed_ports()
 
     def _fail(self, field_name: str, value: object, problem: str, fix: str) -> SpecError:
         return SpecError(
@@ -186,6 +187,15 @@ class ServiceSpec:
         if self.stop_timeout < 0:
             raise self._fail("stop_timeout", self.stop_timeout, "must not be negative",
                              "give seconds, e.g. 2 (0 kills at once)")
+
+    def _check_probed_ports(self) -> None:
+        # Host-side probes reach the service through a published port only.
+        for check in self.ready:
+            port = getattr(check, "port", None)
+            if port is not None and parse_port(port, service=self.name) not in self.published:
+                raise self._fail("ready", check.describe(),
+                                 f"probes port {port}, which the service does not publish",
+                                 f"add {port} to the service's ports")
 
     @property
     def published(self) -> tuple[Port, ...]:

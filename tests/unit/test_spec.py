@@ -102,6 +102,15 @@ def test_bad_build_name_and_reserved_labels_and_names() -> None:
         StackSpec(name="s", services=[])
 
 
+def test_readiness_probe_on_an_unpublished_port() -> None:
+    with pytest.raises(SpecError) as info:
+        svc("web", ports=[8080], ready=[Http(9090, "/health")])
+    assert str(info.value) == (
+        "service 'web': field 'ready' = \"Http(9090, '/health', status=200)\": probes port "
+        "9090, which the service does not publish\n  fix: add 9090 to the service's ports"
+    )
+
+
 def test_spec_is_immutable() -> None:
     spec = svc("web", environment={"A": "1"})
     with pytest.raises(AttributeError):
