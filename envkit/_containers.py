@@ -7,10 +7,12 @@ around the container id, in the manner of docker-py's resource models.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import docker.errors
 from docker.models.containers import Container
 from docker.types import EndpointConfig
 from testcontainers.core.config import testcontainers_config
@@ -79,8 +81,10 @@ class ServiceHandle:
 
     def exec(self, command: Sequence[str]) -> tuple[int, str]:
         """Run *command* in the container; return its exit code and output."""
+        # One attempt: a retried exec could outlast the readiness deadline several times.
         result = _engine.call(
-            f"exec in {self.service}", lambda: self.container.exec_run(list(command))
+            f"exec in {self.service}", lambda: self.container.exec_run(list(command)),
+            attempts=1,
         )
         return int(result.exit_code), bytes(result.output or b"").decode("utf-8", "replace")
 
@@ -121,11 +125,23 @@ def create_service(
     testcontainers_config.ryuk_disabled = True
     builder = _builder(engine, spec, image, network=network, labels=labels,
                        container_name=container_name)
-    try:
+
+    attempts: list[int] = []
+
+    def start() -> None:
+        if attempts:
+            _remove_partial(engine, container_name, labels)
+        attempts.append(1)
         builder.start()
-    except Exception as exc:
-        raise EngineError(action=f"start service {spec.name!r} ({image})", cause=str(exc),
-                          fix="check the service's image, command and devices") from exc
+
+    action = f"start service {spec.name!r} ({image})"
+    fix = "check the service's image, command and devices"
+    try:
+        _engine.call(action, start, attempts=3, network_race=True, fix=fix)
+    except EngineError:
+        raise
+    except Exception as exc:  # testcontainers' own errors
+        raise EngineError(action=action, cause=str(exc), fix=fix) from exc
     container: Container = builder.get_wrapped_container()
     _engine.call(f"inspect {spec.name}", container.reload)
     return ServiceHandle(
@@ -134,11 +150,25 @@ def create_service(
     )
 
 
+def _remove_partial(engine: Engine, name: str, labels: dict[str, str]) -> None:
+    """Remove what a failed attempt created, if it carries this stack's labels."""
+    with contextlib.suppress(docker.errors.NotFound):
+        leftover = engine.client.containers.get(name)
+        if leftover.labels.get("envkit.stack") == labels.get("envkit.stack"):
+            leftover.remove(force=True, v=True)
+
+
 def _builder(
     engine: Engine, spec: ServiceSpec, image: str, *, network: str,
     labels: dict[str, str], container_name: str,
 ) -> DockerContainer:
     builder = DockerContainer(image, docker_client_kw={"version": engine.api_version})
+    # testcontainers makes its own client from the process environment, which may name
+    # another engine than envkit's (an injected environment, a docker context): every
+    # container goes through envkit's one connection instead.
+    own = builder.get_docker_client()
+    own.client.close()
+    own.client = engine.client
     if spec.command is not None:
         builder.with_command(list(spec.command))
     builder.with_envs(**spec.environment)

@@ -29,6 +29,10 @@ class NotReady(Exception):
     """Raised by a probe while its service is not ready yet; the loop retries."""
 
 
+class Cancelled(Exception):
+    """The wait was called off: another service of the stack failed, or Ctrl-C."""
+
+
 @dataclass(frozen=True)
 class ContainerState:
     """The part of a container's state that tells whether waiting still makes sense."""
@@ -176,15 +180,20 @@ class _Exited(Exception):
     """The container stopped: waiting longer cannot help."""
 
 
-def wait_ready(target: Target, checks: Sequence[Check], *, timeout: float) -> None:
+def wait_ready(
+    target: Target, checks: Sequence[Check], *, timeout: float,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> None:
     """Run *checks* in order under one deadline of *timeout* seconds.
 
+    :param cancelled: polled before every attempt; when it turns true the wait stops.
     :raises ReadinessTimeoutError: when the deadline passes or the container exits;
         it carries the failing check, the container state and the log tail.
+    :raises Cancelled: when *cancelled* turned true.
     """
     deadline = time.monotonic() + timeout
     for check in checks:
-        attempt = _attempt(target, check)
+        attempt = _attempt(target, check, cancelled)
         try:
             for retry in Retrying(
                 stop=stop_after_delay(max(deadline - time.monotonic(), 0.0)),
@@ -211,10 +220,14 @@ def poll_interval(retry_state: RetryCallState) -> float:
     return 0.1 if elapsed < 10.0 else 0.25
 
 
-def _attempt(target: Target, check: Check) -> Callable[[], None]:
+def _attempt(
+    target: Target, check: Check, cancelled: Callable[[], bool]
+) -> Callable[[], None]:
     last_inspect = [0.0]
 
     def run() -> None:
+        if cancelled():
+            raise Cancelled(f"wait for {target.service} called off")
         try:
             check.probe(target)
         except (NotReady, KeyError):

@@ -80,6 +80,8 @@ class RpcClient:
             if "id" not in message and predicate(message):
                 return dict(message)
             seen.append(message)
+            if "id" not in message:
+                self.notifications.append(message)  # kept for a later wait
         raise TimeoutError(f"no matching notification within {timeout}s; saw {seen}")
 
 

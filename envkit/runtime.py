@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from functools import partial
 from types import TracebackType
 from typing import Any, Protocol
@@ -21,8 +21,8 @@ from docker.models.containers import Container
 from envkit import _engine, _watchdog, auth, labels
 from envkit._containers import ServiceHandle, check_devices, create_service
 from envkit._engine import Engine
-from envkit.errors import EnvkitError, StackStateError
-from envkit.readiness import wait_ready
+from envkit.errors import EngineError, EnvkitError, StackStateError
+from envkit.readiness import Cancelled, wait_ready
 from envkit.spec import Build, ServiceSpec, StackSpec
 
 
@@ -90,6 +90,7 @@ class Stack:
         self._handles: dict[str, ServiceHandle] = {}
         self._state = StackState.NEW
         self._lock = threading.Lock()
+        self._cancel = threading.Event()
 
     def __repr__(self) -> str:
         names = [s.name for s in self.spec.services]
@@ -145,11 +146,20 @@ class Stack:
             tags = {svc.name: self._images.resolve(svc.image) for svc in self.spec.services}
             self._create_network()
             self._start_services(tags)
-        except BaseException:
-            self.down()
+        except BaseException as failure:
+            self._cleanup_after(failure)
             raise
         self._state = StackState.UP
         return self
+
+    def _cleanup_after(self, failure: BaseException) -> None:
+        """Tear down after a failed ``up()`` without hiding why it failed."""
+        try:
+            self.down()
+        except Exception as cleanup:
+            note = f"envkit: removing stack {self.id} after this failure also failed: {cleanup}"
+            if hasattr(failure, "add_note"):  # Python 3.11+
+                failure.add_note(note)
 
     def down(self) -> None:
         """Remove every container, volume and network labelled with this stack; idempotent."""
@@ -173,14 +183,28 @@ class Stack:
         )
 
     def _start_services(self, tags: dict[str, str]) -> None:
+        """Start every service on its own thread; the first failure cancels the others.
+
+        The threads are always joined before returning, also on Ctrl-C, so teardown never
+        races a thread that is still creating a container.
+        """
         futures: dict[str, Future[ServiceHandle]] = {}
-        with ThreadPoolExecutor(max_workers=len(self.spec.services),
-                                thread_name_prefix=f"envkit-{self.spec.name}") as pool:
+        pool = ThreadPoolExecutor(max_workers=len(self.spec.services),
+                                  thread_name_prefix=f"envkit-{self.spec.name}")
+        try:
             for svc in self.spec.start_order():
                 deps = [futures[d] for d in svc.depends_on]
                 futures[svc.name] = pool.submit(self._start_one, svc, tags[svc.name], deps)
-        errors = [f.exception() for f in futures.values() if f.exception() is not None]
-        root = [e for e in errors if not isinstance(e, _DependencyFailed)]
+            _, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
+            if pending:  # one failed: the stack is lost, stop the others' waits early
+                self._cancel.set()
+        except BaseException:
+            self._cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        errors = [f.exception() for f in futures.values() if not f.cancelled() and f.exception()]
+        root = [e for e in errors if not isinstance(e, _DependencyFailed | Cancelled)]
         if errors:
             raise (root or errors)[0]  # type: ignore[misc]
 
@@ -190,6 +214,8 @@ class Stack:
         for dep in deps:
             if dep.exception() is not None:
                 raise _DependencyFailed(f"service {svc.name!r} not started: a dependency failed")
+        if self._cancel.is_set():
+            raise Cancelled(f"service {svc.name!r} not started: the stack is being torn down")
         handle = create_service(
             engine=self.engine, spec=svc, image=tag, network=self.network,
             labels=self.ownership.service_labels(svc.name, svc.labels),
@@ -197,7 +223,8 @@ class Stack:
         )
         with self._lock:
             self._handles[svc.name] = handle
-        wait_ready(handle, svc.ready, timeout=svc.ready_timeout or self._ready_timeout)
+        wait_ready(handle, svc.ready, timeout=svc.ready_timeout or self._ready_timeout,
+                   cancelled=self._cancel.is_set)
         return handle
 
     def _handle(self, service: str) -> ServiceHandle:
@@ -289,19 +316,31 @@ def teardown(
         lambda: client.containers.list(all=True, filters=selector, ignore_removed=True),
     )
     timeouts = stop_timeouts or {}
+    failures: list[EnvkitError] = []
+
+    def attempt(action: Callable[[], None]) -> None:
+        # One resource that will not go must not keep the others alive.
+        try:
+            action()
+        except EnvkitError as exc:
+            failures.append(exc)
+
     with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
-        list(pool.map(
-            lambda c: _remove_container(c, timeouts.get(c.labels.get(labels.SERVICE, ""), 2.0)),
-            containers,
-        ))
-    removed = len(containers)
-    for net in _engine.call("list networks", lambda: client.networks.list(filters=selector)):
-        _engine.remove(f"remove network {net.name}", net.remove, attempts=6)
-        removed += 1
-    for vol in _engine.call("list volumes", lambda: client.volumes.list(filters=selector)):
-        _engine.remove(f"remove volume {vol.name}", partial(vol.remove, force=True))
-        removed += 1
-    return removed
+        list(pool.map(lambda c: attempt(partial(
+            _remove_container, c, timeouts.get(c.labels.get(labels.SERVICE, ""), 2.0))),
+            containers))
+    nets = _engine.call("list networks", lambda: client.networks.list(filters=selector))
+    vols = _engine.call("list volumes", lambda: client.volumes.list(filters=selector))
+    for net in nets:
+        attempt(partial(_engine.remove, f"remove network {net.name}", net.remove, attempts=6))
+    for vol in vols:
+        attempt(partial(_engine.remove, f"remove volume {vol.name}",
+                        partial(vol.remove, force=True)))
+    if failures:
+        raise EngineError(action=f"tear down stack {stack_id} completely",
+                          cause="; ".join(f.message for f in failures),
+                          fix="run `envkit down " + stack_id + "` again, or `envkit gc`")
+    return len(containers) + len(nets) + len(vols)
 
 
 def _remove_container(container: Container, stop_timeout: float) -> None:

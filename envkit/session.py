@@ -89,22 +89,26 @@ class Envkit:
     @property
     def images(self) -> ImageBuilder:
         """The image builder shared by every stack of this run."""
-        if self._builder is None:
-            self._builder = ImageBuilder(
-                client=self.engine.client,
-                images_dir=self.settings.images_dir,
-                lock_dir=self.settings.lock_dir,
-                base_suite=self.settings.base_suite,
-                progress=self._progress,
-            )
-        return self._builder
+        engine = self.engine
+        with self._lock:
+            if self._builder is None:
+                self._builder = ImageBuilder(
+                    client=engine.client,
+                    images_dir=self.settings.images_dir,
+                    lock_dir=self.settings.lock_dir,
+                    base_suite=self.settings.base_suite,
+                    progress=self._progress,
+                )
+            return self._builder
 
     @property
     def mediamtx(self) -> mediamtx.Choice:
         """The MediaMTX image this run uses, decided once (may try a short pull)."""
-        if self._mediamtx is None:
-            self._mediamtx = mediamtx.choose(self.engine.client, self.settings.mediamtx)
-        return self._mediamtx
+        client = self.engine.client
+        with self._lock:
+            if self._mediamtx is None:
+                self._mediamtx = mediamtx.choose(client, self.settings.mediamtx)
+            return self._mediamtx
 
     def spec(self, ref: str | None = None) -> StackSpec:
         """The stack spec named *ref*, or the configured default."""

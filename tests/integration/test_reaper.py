@@ -171,16 +171,13 @@ def test_killed_run_leaves_nothing_behind(
     assert engine.networks.get(bystander).name == bystander
 
 
-def test_watchdog_spawn_is_cheap(record_property: pytest.RecordProperty) -> None:
-    """Spawning happens inside the first ``up()``; it must not be felt there."""
-    owner = f"{labels.owner_id()}-spawncheck"
-    costs = []
-    for _ in range(5):
-        dog = _watchdog.spawn(owner, docker_host="unix:///var/run/docker.sock")
-        costs.append(dog.spawn_seconds)
-        os.close(dog.write_fd)  # "owner died": it reaps nothing (no such owner) and exits
-        assert dog.process.wait(timeout=20) == 0
-    record_property("spawn_seconds_max", round(max(costs), 4))
-    median, worst = sorted(costs)[2] * 1000, max(costs) * 1000
-    print(f"watchdog spawn: median {median:.1f} ms, max {worst:.1f} ms")
-    assert max(costs) < 0.1
+def test_watchdog_with_nothing_to_reap_exits_quietly() -> None:
+    """After a normal teardown the owner's death finds nothing: exit 0, touch nothing.
+
+    (Its spawn cost is measured by ``bench/bench_reaper.py``, not asserted here.)
+    """
+    owner = f"{labels.owner_id()}-nothing"
+    dog = _watchdog.spawn(owner, docker_host="unix:///var/run/docker.sock")
+    assert dog.process.poll() is None  # alive while the owner's pipe end is open
+    os.close(dog.write_fd)  # the owner "dies"
+    assert dog.process.wait(timeout=20) == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import time
 import urllib.request
 from datetime import datetime
 
@@ -176,3 +178,33 @@ def test_session_stack_is_the_default_stack_of_this_worker(
     assert envkit_stack.id == envkit_session.stack_id("default")
     info = _get_json(envkit_stack.url("mediamtx", 9997, path="/v3/info"))
     assert "version" in info
+
+
+def test_first_failure_calls_off_the_other_services_waits(envkit_session: Envkit) -> None:
+    """A sibling with a 60 s deadline must not hold up the report of a crashed service."""
+    spec = StackSpec(name="calloff", services=[
+        ServiceSpec(name="crashes", image=Build(name="testsvc"), ports=[8080],
+                    command=["sh", "-c", "sleep 1; exit 4"], ready=[Http(8080)]),
+        ServiceSpec(name="slow", image=Build(name="testsvc"), ports=[8080],
+                    command=["sleep", "600"], ready=[Http(8080)], ready_timeout=60.0),
+    ])
+    stack = envkit_session.stack(spec)
+    started = time.monotonic()
+    with pytest.raises(ReadinessTimeoutError) as info:
+        stack.up()
+    assert info.value.service == "crashes" and info.value.exit_code == 4
+    assert time.monotonic() - started < 30, "the sibling's wait was not called off"
+    assert envkit_session.engine.client.containers.list(
+        all=True, filters=labels.selector(stack=stack.id)) == []
+
+
+def test_containers_use_envkits_engine_not_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch, envkit_session: Envkit
+) -> None:
+    """Testcontainers reads os.environ; envkit must use the environment it was given."""
+    given = {**os.environ}
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing answers there
+    kit = Envkit(settings=envkit_session.settings, environ=given,
+                 session=envkit_session.session, worker=envkit_session.worker)
+    with kit.stack(demo()) as stack:
+        assert _get_json(stack.url("client", 8080))["upstream"]["ok"] is True
