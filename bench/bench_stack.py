@@ -92,9 +92,20 @@ def envkit_cycle(kit: Envkit, spec: StackSpec) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def _median(fn: Callable[[], tuple[float, float]], runs: int) -> dict[str, float]:
-    ups, downs = zip(*(fn() for _ in range(runs)), strict=True)
-    return {"up": statistics.median(ups), "down": statistics.median(downs)}
+def _interleaved(
+    contenders: dict[str, Callable[[], tuple[float, float]]], runs: int
+) -> dict[str, dict[str, float]]:
+    """Alternate the contenders run by run, so drift in the machine's load hits both alike."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for i in range(runs):
+        order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            samples[name].append(contenders[name]())
+    return {
+        name: {"up": statistics.median(u for u, _ in got),
+               "down": statistics.median(d for _, d in got)}
+        for name, got in samples.items()
+    }
 
 
 def main() -> None:
@@ -108,10 +119,10 @@ def main() -> None:
     for spec in (demo(), fanout(), kit.spec("default")):
         tags = {svc.name: kit.images.resolve(svc.image) for svc in spec.services}
         envkit_cycle(kit, spec)  # warm-up: first start pays one-off engine costs
-        results[spec.name] = {
-            "raw_sdk_sequential": _median(partial(raw_cycle, client, spec, tags), args.runs),
-            "envkit": _median(partial(envkit_cycle, kit, spec), args.runs),
-        }
+        results[spec.name] = _interleaved({
+            "raw_sdk_sequential": partial(raw_cycle, client, spec, tags),
+            "envkit": partial(envkit_cycle, kit, spec),
+        }, args.runs)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -18,16 +18,20 @@ from envkit.errors import (
     StackNotFoundError,
     StackStateError,
 )
-from envkit.readiness import Exec, Healthy, Http, LogLine, Tcp
+from envkit.readiness import Check, Exec, Healthy, Http, LogLine, NotReady, Target, Tcp
+from envkit.rpc import RpcClient, RpcError, connect_rpc
 from envkit.runtime import Stack, StackState
+from envkit.session import Envkit
 from envkit.spec import Build, Device, Port, ServiceSpec, StackSpec
 
 __all__ = [
     "Build",
+    "Check",
     "Device",
     "DeviceNotFoundError",
     "EngineError",
     "EngineUnavailableError",
+    "Envkit",
     "EnvkitError",
     "Exec",
     "Healthy",
@@ -35,8 +39,11 @@ __all__ = [
     "ImageBuildError",
     "ImageError",
     "LogLine",
+    "NotReady",
     "Port",
     "ReadinessTimeoutError",
+    "RpcClient",
+    "RpcError",
     "ServiceSpec",
     "SpecError",
     "Stack",
@@ -44,5 +51,7 @@ __all__ = [
     "StackSpec",
     "StackState",
     "StackStateError",
+    "Target",
     "Tcp",
+    "connect_rpc",
 ]
