@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from websockets.sync.client import connect
@@ -70,3 +72,24 @@ def test_up_token_plain_client_ffprobe_down() -> None:
         down = _run("down", stack)
     assert down.returncode == 0, down.stderr
     assert _run("token", stack).returncode == 1
+
+
+def test_attached_up_holds_the_stack_until_ctrl_c() -> None:
+    proc = subprocess.Popen([ENVKIT, "up", "--stack", "demo", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ENVKIT_SESSION": "cliattached"})
+    try:
+        assert proc.stdout is not None
+        doc = json.loads(proc.stdout.readline())
+        web = doc["services"]["web"]["ports"]["8080/tcp"]
+        with urllib.request.urlopen(f"http://{web}/health", timeout=5) as response:
+            assert response.status == 200
+        time.sleep(0.5)
+        assert proc.poll() is None, "up without --detach must keep running"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert "removed" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _run("down", doc["stack"]).returncode == 1  # already gone
