@@ -21,9 +21,12 @@ NAME = os.environ.get("SERVICE_NAME") or socket.gethostname()
 
 
 class Handler(BaseHTTPRequestHandler):
+    """Answers ``/`` and ``/health``; ``upstream`` is set once by :func:`main` before serving."""
+
     upstream: str | None = None
 
     def do_GET(self) -> None:
+        """Every answer names the service, so a test can tell which container replied."""
         if self.path == "/health":
             self._reply(200, {"service": NAME, "ok": True})
         elif self.path == "/" and self.upstream:
@@ -46,10 +49,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:
+        """Prefix access lines with the service name: several services share one log view."""
         sys.stderr.write(f"{NAME} {self.address_string()} {format % args}\n")
 
 
 def main() -> None:
+    """Parse ``serve --port N [--upstream URL]`` and serve until SIGTERM."""
     parser = argparse.ArgumentParser(prog="svc.py")
     sub = parser.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve")

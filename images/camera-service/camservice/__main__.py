@@ -13,13 +13,11 @@ import logging
 import signal
 import sys
 
-from .config import ConfigError, load
+from .config import Config, ConfigError, load
+from .service import Service
 
 
-async def _main() -> None:
-    from .service import Service
-
-    cfg = load()
+async def _main(cfg: Config) -> None:
     service = Service(cfg)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -40,7 +38,7 @@ def main() -> int:
         stream=sys.stderr,
     )
     try:
-        asyncio.run(_main())
+        asyncio.run(_main(cfg))
     except OSError as exc:
         print(f"camera-service: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -284,9 +284,12 @@ class CameraManager:
         url = self.cfg.rtsp_url(cam.path)
         size, fps = cam.resolution or self.cfg.resolution, cam.fps or self.cfg.fps
         if cam.kind == "synthetic":
-            argv = synthetic_argv(self.cfg.ffmpeg, url, size, fps)
+            argv = synthetic_argv(self.cfg.ffmpeg, url, size=size, fps=fps)
         else:
-            argv = device_argv(self.cfg.ffmpeg, cam.device, url, size, fps, self.cfg.input_format)
+            argv = device_argv(
+                self.cfg.ffmpeg, cam.device, url,
+                size=size, fps=fps, input_format=self.cfg.input_format,
+            )  # fmt: skip
         publisher = Publisher(cam.path, argv)
         self.publishers[cam.index] = publisher
         publisher.start()

@@ -85,8 +85,8 @@ def parse_synthetic(value: str) -> tuple[int, ...]:
     if text.isdigit():
         return tuple(range(int(text)))
     indexes: list[int] = []
-    for item in text.split(","):
-        item = item.strip()
+    for raw in text.split(","):
+        item = raw.strip()
         if not item:
             continue
         match = re.fullmatch(r"(?:/dev/)?(?:video)?(\d+)", item)

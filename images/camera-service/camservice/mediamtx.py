@@ -63,7 +63,7 @@ class MediaMTXClient:
                     raise MediaMTXError(resp.status, str(message or text.strip() or resp.reason))
                 return data
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            reason = str(exc) or ("no answer" if isinstance(exc, asyncio.TimeoutError) else "")
+            reason = str(exc) or ("no answer" if isinstance(exc, TimeoutError) else "")
             raise MediaMTXError(0, f"{method} {url}: {type(exc).__name__}: {reason}") from None
 
     async def _list(self, path: str) -> list[dict[str, Any]]:
@@ -164,24 +164,43 @@ class MediaMTXMonitor:
         self.last_check = time.time()
         was_reachable = self.reachable or not self.checked
         try:
-            configured = await self.client.list_config_paths()
-            try:
-                info = await self.client.info()
-            except MediaMTXError as exc:
-                if exc.status == 0:
-                    raise
-                info = {}  # an API without /v3/info is still usable
+            configured, info = await self._fetch()
         except MediaMTXError as exc:
-            if self.reachable or not self.checked:
-                log.warning("MediaMTX unreachable: %s", exc)
-                if self.checked:
-                    self.outages += 1
-            self.reachable = False
-            self.checked = True
-            self.last_error = str(exc)
-            self.consecutive_failures += 1
-            self.polled.set()
+            self._record_failure(exc)
             return
+        restarted = self._record_success(info, was_reachable)
+        names = {str(item.get("name")) for item in configured if item.get("name")}
+        self.configured_paths = sorted(names)
+        try:
+            await self._reconcile(names, restarted)
+        finally:
+            self.polled.set()
+
+    async def _fetch(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Configured paths and ``/v3/info``; raises ``MediaMTXError`` if unreachable."""
+        configured = await self.client.list_config_paths()
+        try:
+            info = await self.client.info()
+        except MediaMTXError as exc:
+            if exc.status == 0:
+                raise
+            info = {}  # an API without /v3/info is still usable
+        return configured, info
+
+    def _record_failure(self, exc: MediaMTXError) -> None:
+        """Mark MediaMTX down; warn and count an outage only on the up-to-down edge."""
+        if self.reachable or not self.checked:
+            log.warning("MediaMTX unreachable: %s", exc)
+            if self.checked:
+                self.outages += 1
+        self.reachable = False
+        self.checked = True
+        self.last_error = str(exc)
+        self.consecutive_failures += 1
+        self.polled.set()
+
+    def _record_success(self, info: dict[str, Any], was_reachable: bool) -> bool:
+        """Mark MediaMTX up; True if it restarted (was down, or ``started`` changed)."""
         restarted = not was_reachable
         started = info.get("started")
         if started and self.started and started != self.started:
@@ -197,12 +216,7 @@ class MediaMTXMonitor:
         self.last_ok = self.last_check
         self.last_error = None
         self.consecutive_failures = 0
-        names = {str(item.get("name")) for item in configured if item.get("name")}
-        self.configured_paths = sorted(names)
-        try:
-            await self._reconcile(names, restarted)
-        finally:
-            self.polled.set()
+        return restarted
 
     def health(self) -> dict[str, Any]:
         """Details for /health/mediamtx and /health/system."""

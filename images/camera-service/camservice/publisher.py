@@ -130,7 +130,7 @@ async def terminate(proc: asyncio.subprocess.Process | None, grace: float = 3.0)
         await proc.wait()
 
 
-def synthetic_argv(cfg_ffmpeg: str, url: str, size: str, fps: int) -> list[str]:
+def synthetic_argv(cfg_ffmpeg: str, url: str, *, size: str, fps: int) -> list[str]:
     """FFmpeg command publishing a test pattern (no camera on the machine)."""
     return [
         cfg_ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -142,7 +142,7 @@ def synthetic_argv(cfg_ffmpeg: str, url: str, size: str, fps: int) -> list[str]:
 
 
 def device_argv(
-    cfg_ffmpeg: str, device: str, url: str, size: str, fps: int, input_format: str
+    cfg_ffmpeg: str, device: str, url: str, *, size: str, fps: int, input_format: str
 ) -> list[str]:
     """FFmpeg command publishing a V4L2 device, re-encoded to H.264 for RTSP readers."""
     argv = [cfg_ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "v4l2"]

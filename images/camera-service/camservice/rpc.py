@@ -140,16 +140,8 @@ class Dispatcher:
         return _encode(req_id, result=result) if has_id else None
 
     async def _call(self, conn: Connection, message: dict[str, Any]) -> Any:
-        if message.get("jsonrpc") != "2.0":
-            raise RpcError(INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0"')
-        name = message.get("method")
-        if not isinstance(name, str) or not name:
-            raise RpcError(INVALID_REQUEST, "Invalid Request: method must be a non-empty string")
-        params = message.get("params", {})
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise RpcError(INVALID_PARAMS, "Invalid params: params must be an object")
+        name, params = _request_parts(message)
+        # Malformed requests cost nothing; anything that names a method spends a token.
         if not conn.bucket.take():
             retry = round(1.0 / conn.bucket.rate, 3)
             raise RpcError(RATE_LIMITED, "Rate limit exceeded", {"retry_after": retry})
@@ -157,27 +149,59 @@ class Dispatcher:
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {name}")
         params = dict(params)
-        token = params.pop("auth_token", None)
-        session = conn.session
-        if token is not None and name != "authenticate":
-            try:
-                session = self.auth.validate(token)
-            except AuthError as exc:
-                raise RpcError(AUTH_REQUIRED, f"Authentication failed: {exc}") from None
-        elif token is not None:
-            params["auth_token"] = token
+        session = self._session_for(conn, name, params)
         if method.role is not None:
-            if session is None:
-                raise RpcError(AUTH_REQUIRED, "Authentication required")
-            if session.expired:
-                raise RpcError(AUTH_REQUIRED, "Authentication failed: token expired")
-            if not session.allows(method.role):
-                raise RpcError(
-                    PERMISSION_DENIED,
-                    f"Insufficient permissions: {name} needs role {method.role}",
-                    {"required_role": method.role, "role": session.role},
-                )
+            _authorize(session, name, method.role)
         return await method.handler(CallContext(conn, session), params)
+
+    def _session_for(self, conn: Connection, name: str, params: dict[str, Any]) -> Session | None:
+        """The caller's session: the connection's, or one from a per-call ``auth_token``.
+
+        Pops ``auth_token`` from ``params`` so handlers never see credentials, except
+        ``authenticate``, whose whole input it is.
+        """
+        token = params.pop("auth_token", None)
+        if token is None:
+            return conn.session
+        if name == "authenticate":
+            params["auth_token"] = token
+            return conn.session
+        try:
+            return self.auth.validate(token)
+        except AuthError as exc:
+            raise RpcError(AUTH_REQUIRED, f"Authentication failed: {exc}") from None
+
+
+def _request_parts(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Check the envelope of a request and return its method name and params.
+
+    :raises RpcError: INVALID_REQUEST or INVALID_PARAMS saying which member is wrong.
+    """
+    if message.get("jsonrpc") != "2.0":
+        raise RpcError(INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0"')
+    name = message.get("method")
+    if not isinstance(name, str) or not name:
+        raise RpcError(INVALID_REQUEST, "Invalid Request: method must be a non-empty string")
+    params = message.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise RpcError(INVALID_PARAMS, "Invalid params: params must be an object")
+    return name, params
+
+
+def _authorize(session: Session | None, name: str, role: str) -> None:
+    """Refuse a call to ``name`` unless ``session`` is live and has at least ``role``."""
+    if session is None:
+        raise RpcError(AUTH_REQUIRED, "Authentication required")
+    if session.expired:
+        raise RpcError(AUTH_REQUIRED, "Authentication failed: token expired")
+    if not session.allows(role):
+        raise RpcError(
+            PERMISSION_DENIED,
+            f"Insufficient permissions: {name} needs role {role}",
+            {"required_role": role, "role": session.role},
+        )
 
 
 def _encode(req_id: Any, result: Any = None, error: RpcError | None = None) -> str:

@@ -8,13 +8,12 @@ lines, then serves RTSP and the API until told to stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 
 from . import VERSION, log
 from .api import API
-from .config import ConfError, load
+from .config import Conf, ConfError, load
 from .paths import PathManager
 from .rtsp_server import RTSPServer
 
@@ -27,6 +26,12 @@ async def serve(conf_path: str | None) -> int:
     except (ConfError, OSError, ValueError) as exc:
         log.error(f"{exc}")
         return 1
+    _log_configuration(conf, loaded)
+    return await _run(conf)
+
+
+def _log_configuration(conf: Conf, loaded: str) -> None:
+    """Apply ``logLevel`` and say, as upstream would, what is not served."""
     log.set_level(str(conf.global_values.get("logLevel", "info")))
     if loaded:
         log.info(f"configuration loaded from {loaded}")
@@ -38,6 +43,10 @@ async def serve(conf_path: str | None) -> int:
         if g.get(flag):
             log.warn(f"[{proto}] not implemented by the envkit stand-in; not listening")
 
+
+async def _run(conf: Conf) -> int:
+    """Open the listeners, serve until a stop signal, then close them in reverse order."""
+    g = conf.global_values
     paths = PathManager(conf)
     rtsp: RTSPServer | None = None
     api: API | None = None
@@ -59,14 +68,20 @@ async def serve(conf_path: str | None) -> int:
         log.error(f"{exc}")
         return 1
     finally:
-        if api is not None:
-            await api.close()
-        if rtsp is not None:
-            await rtsp.close()
-        paths.close()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.sleep(0.2)
+        await _shutdown(api, rtsp, paths)
     return 0
+
+
+async def _shutdown(api: API | None, rtsp: RTSPServer | None, paths: PathManager) -> None:
+    """Reverse of start-up: listeners first, so no new client reaches a dying path."""
+    if api is not None:
+        await api.close()
+    if rtsp is not None:
+        await rtsp.close()
+    paths.close()
+    # Let the loop run what closing just scheduled (sockets closing, hook commands sent
+    # SIGINT being reaped) before asyncio.run() cancels every task still pending.
+    await asyncio.sleep(0.2)
 
 
 def main() -> None:

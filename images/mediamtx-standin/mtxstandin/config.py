@@ -136,12 +136,11 @@ class Conf:
             raise ConfError("all_others, all and '~^.*$' are aliases")
         for name, values in self.paths.items():
             check_path_name(name)
-            if name.startswith("~") or name in ALL_ALIASES:
-                if values.get("runOnInit"):
-                    raise ConfError(
-                        "a path with a regular expression (or path 'all') does not support "
-                        "option 'runOnInit'; use another path"
-                    )
+            if (name.startswith("~") or name in ALL_ALIASES) and values.get("runOnInit"):
+                raise ConfError(
+                    "a path with a regular expression (or path 'all') does not support "
+                    "option 'runOnInit'; use another path"
+                )
         parse_duration(self.global_values["readTimeout"])
 
     def path_conf(self, conf_name: str) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class ExternalCmd:
                 self.on_exit(reason)
             if not self.restart:
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), RESTART_PAUSE)
 
     def close(self) -> None:
@@ -87,14 +87,14 @@ class ExternalCmd:
 
     async def wait_closed(self, timeout: float = KILL_AFTER + 1) -> None:
         """Wait until the run loop has ended (used at shutdown)."""
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
 
     @staticmethod
     async def _reap(proc: asyncio.subprocess.Process) -> None:
         try:
             await asyncio.wait_for(proc.wait(), KILL_AFTER)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()

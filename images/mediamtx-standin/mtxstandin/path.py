@@ -46,8 +46,8 @@ class Endpoint(Protocol):
 
 def now_iso(t: dt.datetime | None = None) -> str:
     """RFC 3339 timestamp with nanosecond-style precision, like Go's time.Time JSON."""
-    t = t or dt.datetime.now(dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    t = t or dt.datetime.now(dt.UTC)
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
 class Path:
@@ -55,6 +55,7 @@ class Path:
 
     def __init__(
         self,
+        *,
         name: str,
         conf_name: str,
         conf: dict[str, Any],

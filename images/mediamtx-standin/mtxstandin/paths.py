@@ -37,8 +37,8 @@ class PathManager:
         self.paths.clear()
 
     def _create(self, name: str, conf_name: str, matches: list[str]) -> Path:
-        path = Path(name, conf_name, self.conf.path_conf(conf_name), matches,
-                    self.conf.rtsp_port, self._remove_idle)
+        path = Path(name=name, conf_name=conf_name, conf=self.conf.path_conf(conf_name),
+                    matches=matches, rtsp_port=self.conf.rtsp_port, on_idle=self._remove_idle)
         self.paths[name] = path
         log.debug(f"[path {name}] created")
         path.start()

@@ -121,7 +121,7 @@ class Transport:
 
 def parse_transport(value: str) -> Transport:
     """Parse the first transport spec of a SETUP's ``Transport`` header."""
-    spec = value.split(",")[0].strip()
+    spec = value.split(",", 1)[0].strip()
     params = spec.split(";")
     proto = params[0].upper()
     protocol = "TCP" if proto.endswith("/TCP") else "UDP"

@@ -73,7 +73,7 @@ class RTSPConn:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             reason = "EOF"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = "read timeout"
         except ProtocolError as exc:
             reason = str(exc)
@@ -167,10 +167,7 @@ class RTSPConn:
             track = session.announced.track_for_setup(req.url, len(session.in_channels) // 2)
         else:
             name, query = req.path_and_query
-            match = _TRACK_SUFFIX.search("/" + name)
-            track = int(match.group(1)) if match else 0
-            if match:
-                name = ("/" + name)[: match.start()].strip("/")
+            name, track = _split_track(name)
             if session.path is None:
                 session.path = await self.server.paths.add_reader(name, session)
                 session.state = "read"
@@ -180,20 +177,7 @@ class RTSPConn:
             desc = session.path.desc
             if desc is None or track >= len(desc.medias):
                 return 404, {}, b""
-        used = set(session.in_channels) | {c for t in session.out_channels.values()
-                                           for c in (t, t + 1)}
-        channels = transport.interleaved or (2 * track, 2 * track + 1)
-        if channels[0] in used:
-            channels = (max(used) + 1, max(used) + 2)
-        if session.state == "publish":
-            session.in_channels[channels[0]] = (track, False)
-            session.in_channels[channels[1]] = (track, True)
-        else:
-            session.out_channels[track] = channels[0]
-        value = f"RTP/AVP/TCP;unicast;interleaved={channels[0]}-{channels[1]}"
-        if session.state == "publish":
-            value += ";mode=record"
-        return 200, {"Transport": value}, b""
+        return 200, {"Transport": _bind_channels(session, track, transport.interleaved)}, b""
 
     async def on_play(self, req: Request) -> tuple[int, dict[str, str], bytes]:
         """Start relaying packets to this reader."""
@@ -238,6 +222,36 @@ class RTSPConn:
             self.session = None
             return 200, headers, b""
         return 200, {}, b""
+
+
+def _split_track(name: str) -> tuple[str, int]:
+    """Split a reader's SETUP path into path name and track (``.../trackID=N``, else 0)."""
+    match = _TRACK_SUFFIX.search("/" + name)
+    if match is None:
+        return name, 0
+    return ("/" + name)[: match.start()].strip("/"), int(match.group(1))
+
+
+def _bind_channels(session: Session, track: int, requested: tuple[int, int] | None) -> str:
+    """Give ``track`` an interleaved channel pair and return the SETUP's Transport answer.
+
+    The client's pair is kept unless already taken, in which case the next free pair is
+    used, so a client that repeats a pair still gets distinct channels per track.
+    """
+    used = set(session.in_channels) | {c for t in session.out_channels.values()
+                                       for c in (t, t + 1)}
+    channels = requested or (2 * track, 2 * track + 1)
+    if channels[0] in used:
+        channels = (max(used) + 1, max(used) + 2)
+    if session.state == "publish":
+        session.in_channels[channels[0]] = (track, False)
+        session.in_channels[channels[1]] = (track, True)
+    else:
+        session.out_channels[track] = channels[0]
+    value = f"RTP/AVP/TCP;unicast;interleaved={channels[0]}-{channels[1]}"
+    if session.state == "publish":
+        value += ";mode=record"
+    return value
 
 
 class RTSPServer:
