@@ -7,7 +7,7 @@ unreachable engine is detected once, with one error, before any test runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -66,12 +66,14 @@ class Engine:
     :param docker_host: the engine URL as configured (``unix://...`` for the default).
     :param host_address: the address this process reaches published ports at.
     :param remote: whether the engine is on another host.
+    :param environ: the ``DOCKER_*`` settings it was reached with (for the watchdog).
     """
 
     client: docker.DockerClient
     docker_host: str
     host_address: str
     remote: bool
+    environ: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def api_version(self) -> str:
@@ -106,6 +108,7 @@ def connect(
         docker_host=docker_host,
         host_address=host_address(environ.get("DOCKER_HOST"), host_override),
         remote=is_remote(environ.get("DOCKER_HOST")),
+        environ={k: v for k, v in environ.items() if k.startswith("DOCKER_")},
     )
 
 

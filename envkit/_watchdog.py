@@ -8,7 +8,8 @@ Why one watchdog per owning process (per xdist worker), not one per session: the
 ``envkit.owner=<host>:<pid>`` already names exactly one process, and a process is what
 dies. A per-worker watchdog needs no coordination between workers, no lock file and no
 election; a worker killed alone (xdist restarts crashed workers) is reaped at once while
-its siblings keep running. The cost is one idle process per worker, about 10 MB each.
+its siblings keep running. The cost is one idle process per worker, about 10 MB each,
+and one more for each further engine (``DOCKER_HOST``) the worker starts stacks on.
 
 How it learns of the death: the owner keeps the only write end of a pipe and the
 watchdog blocks reading the other end. The kernel closes the write end however the owner
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -51,58 +53,78 @@ class Watchdog:
     spawn_seconds: float
 
 
-# One record per process is the point (see the module docstring); it is keyed by the
-# owner id, which contains the PID, so a forked child never mistakes its parent's for its own.
+#: The connection settings a watchdog is given explicitly, never inherited by accident.
+ENGINE_ENV = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+
+# One watchdog per owning process and engine (see the module docstring): a process with
+# stacks on two engines needs one reaper for each. Keyed by owner id, which contains the
+# PID, so a forked child never mistakes its parent's for its own.
 _lock = threading.Lock()
-_current: list[Watchdog] = []
+_running: dict[tuple[str, str], Watchdog] = {}
 _fork_hook: list[bool] = []
 
 
-def current() -> Watchdog | None:
-    """Return the watchdog this process spawned, if any."""
-    return _current[0] if _current else None
-
-
-def ensure(owner: str, *, docker_host: str) -> Watchdog:
-    """Spawn the watchdog for *owner* unless this process already has one.
+def ensure(
+    owner: str, *, docker_host: str, environ: Mapping[str, str] | None = None
+) -> Watchdog:
+    """Spawn the watchdog for *owner* on *docker_host* unless this process already has one.
 
     :param owner: this process's ``<host>:<pid>``.
     :param docker_host: the engine the watchdog must clean (``DOCKER_HOST`` for it).
+    :param environ: the environment the owner connected with, for the engine's TLS
+        settings (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``); ``os.environ`` by default.
     :raises OSError: when no process can be spawned; the caller's stack is then unguarded.
     """
+    key = (owner, docker_host)
     with _lock:
-        if _current and _current[0].owner == owner:
-            return _current[0]
+        if key in _running:
+            return _running[key]
         if not _fork_hook:
-            # A fork child inherits the write end and would keep the pipe open after the
-            # owner died; it closes its copy and spawns its own watchdog when it needs one.
+            # A fork child inherits the write ends and would keep the pipes open after the
+            # owner died; it closes its copies and spawns its own watchdogs when it needs them.
             os.register_at_fork(after_in_child=_forget_in_child)
             _fork_hook.append(True)
-        watchdog = spawn(owner, docker_host=docker_host)
-        _current[:] = [watchdog]
+        watchdog = spawn(owner, docker_host=docker_host, environ=environ)
+        _running[key] = watchdog
         return watchdog
 
 
 def _forget_in_child() -> None:
-    for inherited in _current:
+    for inherited in _running.values():
         with contextlib.suppress(OSError):
             os.close(inherited.write_fd)
-    _current.clear()
+    _running.clear()
 
 
-def spawn(owner: str, *, docker_host: str) -> Watchdog:
+def engine_env(docker_host: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The watchdog's environment: ours, with exactly the owner's engine settings.
+
+    TLS variables come from *environ* (the owner's connection) or are dropped, so a
+    watchdog for one engine never presents another engine's certificates.
+    """
+    source = os.environ if environ is None else environ
+    env = {k: v for k, v in os.environ.items() if k not in ENGINE_ENV}
+    env.update({k: source[k] for k in ENGINE_ENV[1:] if source.get(k)})
+    env["DOCKER_HOST"] = docker_host
+    return env
+
+
+def spawn(
+    owner: str, *, docker_host: str, environ: Mapping[str, str] | None = None
+) -> Watchdog:
     """Start a watchdog process for *owner* and return without waiting for it.
 
+    :param environ: as for :func:`ensure`.
     :raises OSError: when the process cannot be started.
     """
     started = time.perf_counter()
     read_fd, write_fd = os.pipe()  # both ends close-on-exec; only read_fd is passed on
-    env = dict(os.environ, DOCKER_HOST=docker_host)
     try:
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), owner, str(read_fd)],
             pass_fds=(read_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, cwd="/", env=env, start_new_session=True,
+            stderr=subprocess.DEVNULL, cwd="/", env=engine_env(docker_host, environ),
+            start_new_session=True,
         )
     except BaseException:
         os.close(write_fd)

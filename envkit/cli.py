@@ -17,10 +17,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from functools import partial
 
-from envkit import _table, auth, doctor, imageset, labels, reaper
+from envkit import _engine, _table, auth, doctor, imageset, labels, reaper
 from envkit.errors import EnvkitError, StackNotFoundError
-from envkit.images import BuildRef, ImageBuilder, list_images, prune_images
+from envkit.images import BuildRef, ImageBuilder
+from envkit.imageset import list_images, prune_images
 from envkit.inventory import list_stacks
 from envkit.runtime import Stack, teardown
 from envkit.session import Envkit
@@ -75,12 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("stack", metavar="STACK", help="the stack id `envkit up` printed")
     token.add_argument("--role", choices=auth.ROLES, default="viewer")
     token.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
-    for extend in PARSER_EXTENSIONS:
-        extend(sub)
     return parser
-
-
-PARSER_EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 
 def _print_stack(stack: Stack, *, as_json: bool) -> None:
@@ -197,14 +194,16 @@ def _buildable(kit: Envkit) -> list[str]:
 @command("token")
 def cmd_token(args: argparse.Namespace, kit: Envkit) -> int:
     """Mint with the secret the stack's camera service was started with; token on last line."""
-    client = kit.engine.client
-    found = client.containers.list(all=True, filters=labels.selector(stack=args.stack))
+    api = kit.engine.client.api
+    found = list_stacks(kit.engine.client, selector=labels.selector(stack=args.stack))
     if not found:
         raise StackNotFoundError(stack=args.stack, known=known_stacks(kit))
-    for container in found:
-        secret = auth.secret_from_env(container.attrs.get("Config", {}).get("Env"))
+    for container in found[0].containers:
+        info = _engine.call(f"inspect container {container.name}",
+                            partial(api.inspect_container, container.name))
+        secret = auth.secret_from_env((info.get("Config") or {}).get("Env"))
         if secret:
-            _err(f"envkit: {args.role} token for {container.labels.get(labels.SERVICE)} "
+            _err(f"envkit: {args.role} token for {container.service} "
                  f"of {args.stack}, valid {args.ttl:.0f}s")
             print(auth.mint_token(secret, args.role, ttl=args.ttl), flush=True)
             return EXIT_OK

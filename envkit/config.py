@@ -18,12 +18,43 @@ from envkit.errors import EnvkitError
 _IDENT = re.compile(r"[^a-z0-9_.-]+")
 
 DEFAULT_READY_TIMEOUT = 60.0
+SESSION_ENV = "ENVKIT_SESSION"
+#: Room for a CI id such as ``gh-<run id>-<job index>``, short enough for resource names.
+SESSION_MAX = 32
 
 
 def sanitize_ident(raw: str, *, limit: int = 32) -> str:
     """Fold *raw* into the characters Docker accepts in resource names."""
     folded = _IDENT.sub("-", raw.lower()).strip("-.")
     return folded[:limit] or "x"
+
+
+def session_from_env(environ: Mapping[str, str]) -> str | None:
+    """``ENVKIT_SESSION``, checked; ``None`` when unset.
+
+    The value is the ``envkit.session`` label that ``envkit down --session`` and the leak
+    check select by, so it is used whole or refused, never folded or cut to fit.
+
+    :raises EnvkitError: when it is longer than :data:`SESSION_MAX` or holds characters
+        Docker names cannot (anything but ``a-z 0-9 _ . -``), naming the fix.
+    """
+    raw = environ.get(SESSION_ENV)
+    if not raw:
+        return None
+    folded = sanitize_ident(raw, limit=SESSION_MAX)
+    if len(raw) <= SESSION_MAX and folded == raw:
+        return raw
+    raise _invalid_session(raw, folded)
+
+
+def _invalid_session(raw: str, folded: str) -> EnvkitError:
+    problem = (f"is {len(raw)} characters long (at most {SESSION_MAX})"
+               if len(raw) > SESSION_MAX else "holds characters a session id cannot")
+    return EnvkitError(
+        f"environment variable {SESSION_ENV}={raw!r} {problem}",
+        fix=f"set {SESSION_ENV} to at most {SESSION_MAX} of a-z 0-9 _ . - "
+        f"(for instance {SESSION_ENV}={folded}), or unset it",
+    )
 
 
 def _default_images_dir(environ: Mapping[str, str]) -> Path:
@@ -35,7 +66,8 @@ def _default_images_dir(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("PWD", os.getcwd())) / "images"
 
 
-def _default_cache_dir(environ: Mapping[str, str]) -> Path:
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """Envkit's cache directory: ``$XDG_CACHE_HOME/envkit``, else ``~/.cache/envkit``."""
     base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".cache")
     return Path(base) / "envkit"
 
@@ -75,7 +107,7 @@ class Settings:
     session: str | None = None
     stack: str = "default"
     images_dir: Path = field(default_factory=lambda: _default_images_dir(os.environ))
-    cache_dir: Path = field(default_factory=lambda: _default_cache_dir(os.environ))
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     host_address: str | None = None
     base_suite: str = "bookworm"
@@ -83,15 +115,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build settings from *environ* (pass ``os.environ`` at the edge)."""
+        """Build settings from *environ* (pass ``os.environ`` at the edge).
+
+        :raises EnvkitError: when a variable is set to something unusable, naming the fix.
+        """
         images = environ.get("ENVKIT_IMAGES_DIR")
-        session = environ.get("ENVKIT_SESSION")
         return cls(
             docker_host=environ.get("DOCKER_HOST") or None,
-            session=sanitize_ident(session, limit=24) if session else None,
+            session=session_from_env(environ),
             stack=environ.get("ENVKIT_STACK") or "default",
             images_dir=Path(images) if images else _default_images_dir(environ),
-            cache_dir=_default_cache_dir(environ),
+            cache_dir=default_cache_dir(environ),
             ready_timeout=_parse_seconds(environ, "ENVKIT_READY_TIMEOUT", DEFAULT_READY_TIMEOUT),
             host_address=environ.get("ENVKIT_HOST_ADDRESS") or None,
             base_suite=environ.get("ENVKIT_BASE_SUITE") or "bookworm",

@@ -15,11 +15,10 @@ itself lives in :mod:`envkit._rootfs`.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,8 +36,6 @@ LABEL_PACKAGES = "envkit.base.packages"
 BASE_ARG = "BASE_IMAGE"
 #: Docker repository components are lowercase; refusing other names early beats a 400.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-#: Only tags of exactly this shape are ours to prune; ``envkit/base:<suite>`` never matches.
-_PRUNABLE_RE = re.compile(r"^envkit/[a-z0-9][a-z0-9._-]*:[0-9a-f]{12}$")
 #: A base bootstrap takes about a minute; waiting far longer means the holder is stuck.
 _LOCK_TIMEOUT = 1800.0
 
@@ -66,16 +63,6 @@ class BuildRef:
 
     name: str
     args: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ImageInfo:
-    """One envkit image tag as the engine reports it (for ``envkit images``)."""
-
-    tag: str
-    id: str
-    size: int
-    created: datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,14 +168,7 @@ class ImageBuilder:
 
     def _inspect(self, ref: str) -> dict[str, Any] | None:
         """Return the engine's record of ``ref``, or None: the one call a cached ensure costs."""
-
-        def get() -> dict[str, Any] | None:
-            try:
-                return dict(self._api.inspect_image(ref))
-            except ImageNotFound:
-                return None
-
-        return _engine.call(f"inspect image {ref}", get)
+        return find_image(self._api, ref)
 
     def _context(self, name: str) -> Path:
         context = self._images_dir / name
@@ -226,19 +206,15 @@ class ImageBuilder:
 
     def _external(self, ref: str) -> dict[str, Any]:
         """Find a user-chosen image, pulling it if absent (works on connected machines only)."""
-        info = self._inspect(ref)
-        if info is None:
-            self._say(f"pulling {ref}")
-            try:
-                _engine.call(f"pull {ref}", lambda: self._api.pull(ref))
-            except EngineError as exc:
-                raise ImageError(
-                    image=ref,
-                    problem=f"not on this engine, and pulling it failed: {exc.cause}",
-                    fix=f"`docker load` it, or (as a build arg) drop {BASE_ARG} to build on "
-                    f"the registry-free {self.base_tag}",
-                ) from exc
-            info = self._inspect(ref)
+        try:
+            info = find_image(self._api, ref, pull=True, progress=self._progress)
+        except EngineError as exc:
+            raise ImageError(
+                image=ref,
+                problem=f"not on this engine, and pulling it failed: {exc.cause}",
+                fix=f"`docker load` it, or (as a build arg) drop {BASE_ARG} to build on "
+                f"the registry-free {self.base_tag}",
+            ) from exc
         if info is None:
             raise ImageError(image=ref, problem="pulled, but not found after", fix="retry")
         return info
@@ -338,61 +314,58 @@ class ImageBuilder:
             raise fail(f"the engine broke off the build: {exc}") from exc
 
 
+def find_image(
+    api: Any, ref: str, *, pull: bool = False, pull_timeout: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
+    """The engine's record of image *ref*; with *pull*, pulled first when absent.
+
+    The one "present, or pull it" of envkit: project builds use it for a user's base
+    image, the MediaMTX choice for the upstream image, ``doctor`` and ``images`` to look.
+
+    :param api: a docker-py low-level ``APIClient`` (``DockerClient.api``).
+    :param pull: pull *ref* when the engine lacks it; else only look.
+    :param pull_timeout: stop waiting for the pull after this many seconds and answer
+        None (the pull goes on in the background); None waits for it.
+    :param progress: told when a pull starts.
+    :raises EngineError: when the engine keeps refusing the inspect, or the pull fails
+        (its ``cause`` says why, e.g. no registry).
+    """
+
+    def get() -> dict[str, Any] | None:
+        try:
+            return dict(api.inspect_image(ref))
+        except ImageNotFound:
+            return None
+
+    info = _engine.call(f"inspect image {ref}", get)
+    if info is not None or not pull:
+        return info
+    if progress is not None:
+        progress(f"pulling {ref}")
+    failure: list[EngineError] = []
+
+    def fetch() -> None:
+        try:
+            _engine.call(f"pull {ref}", lambda: api.pull(ref))
+        except EngineError as exc:
+            failure.append(exc)
+
+    if pull_timeout is None:
+        fetch()
+    else:
+        # A pull that hangs on a slow registry must not hold up a caller with a deadline.
+        puller = threading.Thread(target=fetch, daemon=True, name=f"envkit-pull-{ref}")
+        puller.start()
+        puller.join(pull_timeout)
+        if puller.is_alive():
+            return None
+    if failure:
+        raise failure[0]
+    return _engine.call(f"inspect image {ref}", get)
+
+
 def _label(info: Mapping[str, Any], key: str) -> str | None:
     labels = (info.get("Config") or {}).get("Labels") or {}
     value = labels.get(key)
     return None if value is None else str(value)
-
-
-def _envkit_images(client: DockerLike) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = _engine.call(
-        "list images", lambda: client.api.images(filters={"reference": "envkit/*"})
-    )
-    return found
-
-
-def list_images(client: DockerLike) -> list[ImageInfo]:
-    """List every ``envkit/*`` tag on the engine, one entry per tag, sorted by tag.
-
-    :raises EngineError: the engine kept refusing the listing.
-    """
-    result = [
-        ImageInfo(
-            tag=tag,
-            id=str(img["Id"]),
-            size=int(img.get("Size") or 0),
-            created=datetime.fromtimestamp(int(img.get("Created") or 0), tz=timezone.utc),
-        )
-        for img in _envkit_images(client)
-        for tag in img.get("RepoTags") or []
-        if tag.startswith("envkit/")
-    ]
-    return sorted(result, key=lambda i: i.tag)
-
-
-def prune_images(client: DockerLike, *, keep: set[str]) -> list[str]:
-    """Untag content-hash images not in ``keep``; return the tags removed.
-
-    Only ``envkit/<name>:<hash12>`` tags whose image carries the ``envkit.image`` label
-    qualify, so the base and anything not built by envkit are never touched. A tag whose
-    image a container still uses is left for the next prune rather than forced.
-
-    :param keep: tags still wanted (e.g. from :meth:`ImageBuilder.tag_for` per build).
-    :raises EngineError: the engine kept refusing a request.
-    """
-    removed: list[str] = []
-    for img in _envkit_images(client):
-        if LABEL_IMAGE not in (img.get("Labels") or {}):
-            continue
-        for tag in img.get("RepoTags") or []:
-            if not _PRUNABLE_RE.match(tag) or tag in keep:
-                continue
-            try:
-                _engine.call(f"remove {tag}", partial(client.api.remove_image, tag))
-            except EngineError as exc:
-                # Gone already (404), or a container still uses it (409): not ours to force.
-                if getattr(exc.__cause__, "status_code", None) in (404, 409):
-                    continue
-                raise
-            removed.append(tag)
-    return removed

@@ -95,6 +95,13 @@ class StackInfo:
         """Every published port as ``service 8080/tcp -> 127.0.0.1:49153``."""
         return tuple(f"{c.service} {e}" for c in self.containers for e in c.endpoints)
 
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """Every resource of the stack as ``container <name>``, ``network ...``, ``volume ...``."""
+        return (*(f"container {c.name}" for c in self.containers),
+                *(f"network {n}" for n in self.networks),
+                *(f"volume {v}" for v in self.volumes))
+
     def age(self, now: datetime) -> timedelta | None:
         """Time since creation, or None when the creation label is unusable."""
         created = self.created
@@ -190,3 +197,15 @@ def list_stacks(client: Any, *, selector: dict[str, list[str]] | None = None) ->
                   networks=tuple(sorted(b.networks)), volumes=tuple(sorted(b.volumes)))
         for stack, b in sorted(stacks.items())
     ]
+
+
+def list_resources(client: Any, *, session: str, worker: str | None = None) -> list[str]:
+    """Every envkit resource of *session* (and *worker*) as ``<kind> <name>``, sorted.
+
+    What the leak checks compare: the plugin's at the end of a run, the test suite's
+    after each module.
+
+    :raises EngineError: when the engine keeps refusing a listing.
+    """
+    found = list_stacks(client, selector=labels.selector(session=session, worker=worker))
+    return sorted(r for s in found for r in s.resources)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 PREFIX = "envkit."
@@ -22,8 +22,7 @@ OWNER = "envkit.owner"
 CREATED = "envkit.created"
 DETACHED = "envkit.detached"
 OWNER_START = "envkit.owner-start"
-
-CONTRACT = (SESSION, WORKER, STACK, SERVICE, OWNER, CREATED)
+OWNER_NS = "envkit.owner-ns"
 
 
 def owner_id() -> str:
@@ -48,6 +47,24 @@ def process_start(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
+def owner_namespace() -> str | None:
+    """Where this process's PIDs mean something: ``<boot id>/<PID-namespace inode>``.
+
+    ``<host>:<pid>`` alone is ambiguous: a test runner in a container that shares the
+    host's hostname (``--network host``, ``--uts host``) has PIDs of its own namespace,
+    which look dead from outside it. Stored as ``envkit.owner-ns`` so a sweep only checks
+    PIDs of its own namespace on its own boot; ``None`` where there is no ``/proc``.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            boot_id = boot.read().strip()
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return None
+    inode = link[link.find("[") + 1:link.rfind("]")] if "[" in link else link
+    return f"{boot_id}/{inode}" if boot_id and inode else None
+
+
 def utc_now() -> str:
     """Timestamp in UTC ISO 8601, as stored in ``envkit.created``."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -64,6 +81,7 @@ class Ownership:
     :param created: creation time, UTC ISO 8601.
     :param detached: started by ``envkit up --detach``, meant to outlive its owner.
     :param owner_start: the owner's :func:`process_start`, when known.
+    :param owner_ns: the owner's :func:`owner_namespace` (this process's by default).
     """
 
     session: str
@@ -73,6 +91,8 @@ class Ownership:
     created: str
     detached: bool = False
     owner_start: str | None = None
+    # Computed by default so that every creator stamps it without passing it along.
+    owner_ns: str | None = field(default_factory=owner_namespace)
 
     def stack_labels(self) -> dict[str, str]:
         """Labels for the stack's network and volumes."""
@@ -88,6 +108,8 @@ class Ownership:
             stamped[DETACHED] = "true"
         if self.owner_start is not None:
             stamped[OWNER_START] = self.owner_start
+        if self.owner_ns is not None:
+            stamped[OWNER_NS] = self.owner_ns
         return stamped
 
     def service_labels(

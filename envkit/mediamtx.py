@@ -8,13 +8,13 @@ stand-in (``images/mediamtx-standin``) everywhere else, such as on registry-less
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import docker
-import docker.errors
 
+from envkit.errors import EngineError
+from envkit.images import find_image
 from envkit.readiness import Http, LogLine
 from envkit.spec import Build, ServiceSpec
 
@@ -51,33 +51,23 @@ def choose(
     if setting:
         image = UPSTREAM_IMAGE if setting == "upstream" else setting
         return Choice(upstream(image), "chosen by setting")
-    if _present_or_pulled(client, UPSTREAM_IMAGE, pull_timeout):
-        return Choice(upstream(), f"{UPSTREAM_IMAGE} available")
-    return Choice(STANDIN, f"{UPSTREAM_IMAGE} not available (no registry?)")
-
-
-def _present_or_pulled(client: docker.DockerClient, image: str, timeout: float) -> bool:
     try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.DockerException:
-        return False
-    outcome: list[bool] = []
+        found = find_image(client.api, UPSTREAM_IMAGE, pull=True, pull_timeout=pull_timeout)
+    except EngineError as exc:
+        return Choice(STANDIN, f"{UPSTREAM_IMAGE} not available ({exc.cause})")
+    if found is not None:
+        return Choice(upstream(), f"{UPSTREAM_IMAGE} available")
+    return Choice(STANDIN, f"{UPSTREAM_IMAGE} not pulled within {pull_timeout:g}s")
 
-    def pull() -> None:
-        try:
-            client.images.pull(image)
-            outcome.append(True)
-        except docker.errors.DockerException:
-            outcome.append(False)
 
-    # A pull that hangs on a slow registry must not hold up the run: give up waiting.
-    worker = threading.Thread(target=pull, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(outcome and outcome[0])
+def setting_for(choice: Choice) -> str:
+    """The ``mediamtx`` setting that makes :func:`choose` return *choice* without a pull.
+
+    The controller hands it to xdist workers, so that every worker runs the same MediaMTX.
+    """
+    if choice.image == STANDIN:
+        return "standin"
+    return choice.image.args.get("MEDIAMTX_IMAGE", UPSTREAM_IMAGE)
 
 
 def service(

@@ -13,18 +13,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from envkit import camera, reaper
+from envkit import camera, mediamtx, reaper
 from envkit.config import Settings, sanitize_ident
 from envkit.errors import EngineUnavailableError, EnvkitError
+from envkit.inventory import list_resources
 from envkit.rpc import RpcClient, connect_rpc
 from envkit.runtime import Stack
 from envkit.session import Envkit, new_session_id
 from envkit.spec import StackSpec
 
 ENVKIT_KEY = pytest.StashKey["Envkit"]()
+#: The ``workerinput`` key carrying the controller's MediaMTX choice to the workers.
+MEDIAMTX_INPUT = "envkit_mediamtx"
 StackFactory = Callable[..., Stack]
 
 
@@ -59,33 +63,68 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _session_id(config: pytest.Config) -> str:
-    """Pick the run's id on the controller and pass it to workers as xdist's testrunuid."""
-    if _is_worker(config):
-        raw = os.environ.get("ENVKIT_SESSION") or config.workerinput["testrunuid"]  # type: ignore[attr-defined]
-        return sanitize_ident(raw, limit=12)
-    chosen = os.environ.get("ENVKIT_SESSION") or getattr(config.option, "testrunuid", None)
-    session = sanitize_ident(chosen, limit=12) if chosen else new_session_id()
+def _session_id(config: pytest.Config, settings: Settings) -> str:
+    """The run's id: ``ENVKIT_SESSION`` whole, else xdist's testrunuid (first 12 chars).
+
+    The controller picks it and hands it to workers as xdist's ``testrunuid``, so every
+    process of the run labels its resources alike.
+    """
+    if settings.session is not None:
+        chosen: str | None = settings.session
+    elif _is_worker(config):
+        chosen = sanitize_ident(config.workerinput["testrunuid"], limit=12)  # type: ignore[attr-defined]
+    else:
+        uid = getattr(config.option, "testrunuid", None)
+        chosen = sanitize_ident(uid, limit=12) if uid else None
+    session = chosen or new_session_id()
     if hasattr(config.option, "testrunuid") and config.option.testrunuid is None:
         config.option.testrunuid = session
     return session
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    settings = Settings.from_env(os.environ)
+def _settings(config: pytest.Config) -> Settings:
+    """Settings from the environment, the command line, and (on a worker) the controller."""
+    try:
+        settings = Settings.from_env(os.environ)
+    except EnvkitError as exc:
+        raise pytest.UsageError(f"envkit: {exc}") from None
     if config.getoption("envkit_stack"):
         settings = replace(settings, stack=config.getoption("envkit_stack"))
     if config.getoption("envkit_mediamtx"):
         settings = replace(settings, mediamtx=config.getoption("envkit_mediamtx"))
     if config.getoption("envkit_ready_timeout"):
         settings = replace(settings, ready_timeout=config.getoption("envkit_ready_timeout"))
+    handed = getattr(config, "workerinput", {}).get(MEDIAMTX_INPUT)
+    if handed:
+        settings = replace(settings, mediamtx=handed)
+    return settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = _settings(config)
     worker = config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
     verbose = config.getoption("verbose") > 0
     config.stash[ENVKIT_KEY] = Envkit(
-        settings=settings, environ=os.environ, session=_session_id(config), worker=worker,
-        progress=_stderr_line if verbose else None,
+        settings=settings, environ=os.environ, session=_session_id(config, settings),
+        worker=worker, progress=_stderr_line if verbose else None,
     )
     _terminate_like_interrupt(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """On the controller, hand each xdist worker the run's MediaMTX choice.
+
+    Decided once here (it may try a pull) so every worker runs the same MediaMTX, the
+    one the report header names; a worker finds it in ``workerinput`` and makes it its
+    ``mediamtx`` setting. ``optionalhook``: without xdist the hook is simply never called.
+    """
+    kit = node.config.stash[ENVKIT_KEY]
+    try:
+        choice = kit.mediamtx
+    except EnvkitError:
+        return  # an unreachable engine: each worker reports it where a test needs it
+    node.workerinput[MEDIAMTX_INPUT] = mediamtx.setting_for(choice)
 
 
 def _terminate_like_interrupt(config: pytest.Config) -> None:
@@ -233,17 +272,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     kit = config.stash[ENVKIT_KEY]
     try:
-        client = kit.engine.client
+        leaked = list_resources(kit.engine.client, session=kit.session)
     except EngineUnavailableError:
+        return  # the fixtures already said so, once
+    except EnvkitError as exc:
+        _fail_run(session, f"envkit: could not check session {kit.session} for leftovers: "
+                  f"{exc}")
         return
-    selector = {"label": [f"envkit.session={kit.session}"]}
-    leaked = [f"container {c.name}" for c in client.containers.list(all=True, filters=selector)]
-    leaked += [f"network {n.name}" for n in client.networks.list(filters=selector)]
-    leaked += [f"volume {v.name}" for v in client.volumes.list(filters=selector)]
     if leaked:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        message = (f"envkit: session {kit.session} left {len(leaked)} resources behind: "
-                   f"{', '.join(leaked)}")
-        if reporter is not None:
-            reporter.write_line(message, red=True)
+        _fail_run(session, f"envkit: session {kit.session} left {len(leaked)} resources "
+                  f"behind: {', '.join(leaked)}")
+
+
+def _fail_run(session: pytest.Session, message: str) -> None:
+    """End the run with *message* as one red line and exit status 1, no traceback."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    else:
+        _stderr_line(message.removeprefix("envkit: "))
+    # A failed or interrupted run keeps its own status; only a clean one turns red.
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -10,7 +10,10 @@ decide per stack from its labels, with :func:`decide`:
   whoever owns it: that is the escape hatch for crashed hosts and forgotten detached stacks;
 - otherwise a detached stack (``envkit up --detach``) stays: outliving its owner is its job;
 - a stack owned on another host stays: its PID means nothing here (a shared remote
-  ``DOCKER_HOST``);
+  ``DOCKER_HOST``); so does one owned under the same hostname but in another PID
+  namespace or boot (``envkit.owner-ns`` differs: a test runner in a container that shares
+  the host's hostname and network); stacks without that label (made by older envkits) are
+  judged by hostname alone;
 - a stack whose owner PID is gone, or now belongs to a process that started at another
   time (``envkit.owner-start`` differs: the PID was reused), goes;
 - anything else (a live owner, an unreadable label) stays.
@@ -37,6 +40,7 @@ from typing import Protocol
 
 from envkit import labels
 from envkit._engine import Engine, connect
+from envkit.config import default_cache_dir
 from envkit.errors import EnvkitError
 from envkit.inventory import StackInfo, list_stacks, parse_created
 from envkit.runtime import teardown
@@ -118,6 +122,7 @@ def decide(
     now: datetime,
     host: str,
     processes: ProcessTable,
+    namespace: str | None = None,
     older_than: timedelta | None = None,
 ) -> Verdict:
     """Decide one stack's fate from its labels; pure, so tests need no engine.
@@ -126,6 +131,8 @@ def decide(
     :param now: the current time (aware, UTC).
     :param host: this host's name, as in ``envkit.owner``.
     :param processes: the liveness oracle for this host's PIDs.
+    :param namespace: this process's :func:`envkit.labels.owner_namespace`; ``None`` when
+        unknown, which makes every stack stamped with one count as foreign.
     :param older_than: remove any stack at least this old, whatever else holds.
     """
     if labels.SESSION not in found or labels.STACK not in found:
@@ -140,12 +147,21 @@ def decide(
         return Verdict(remove=False, reason="owner label unreadable")
     if owner_host != host:
         return Verdict(remove=False, reason=f"owned on host {owner_host}")
+    if not _same_namespace(found, namespace):
+        return Verdict(remove=False, reason=f"owned on host {owner_host} in another PID "
+                       f"namespace ({found[labels.OWNER_NS]})")
     state = processes.liveness(int(raw_pid), found.get(labels.OWNER_START))
     if state is Liveness.DEAD:
         return Verdict(remove=True, reason=f"owner pid {raw_pid} is gone")
     if state is Liveness.REUSED:
         return Verdict(remove=True, reason=f"owner pid {raw_pid} now belongs to another process")
     return Verdict(remove=False, reason=f"owner pid {raw_pid} is alive")
+
+
+def _same_namespace(found: Mapping[str, str], namespace: str | None) -> bool:
+    # No label: a stack from before the label existed, judged by hostname as it was then.
+    recorded = found.get(labels.OWNER_NS)
+    return recorded is None or recorded == namespace
 
 
 def _human(delta: timedelta) -> str:
@@ -192,19 +208,24 @@ def sweep(
     processes: ProcessTable | None = None,
     now: datetime | None = None,
     host: str | None = None,
+    namespace: str | None = None,
 ) -> list[Swept]:
     """Judge every envkit stack on the engine with :func:`decide`; remove the condemned.
 
     :param older_than: also remove stacks at least this old, whoever owns them.
     :param dry_run: decide and report, remove nothing.
+    :param host: this host's name; :param namespace: this process's PID namespace
+        (both found out when not given).
     :raises EngineError: when the engine keeps refusing a request.
     """
     stacks = list_stacks(engine.client)
     when = now or datetime.now(timezone.utc)
     table = processes or LocalProcesses()
     me = host or socket.gethostname()
+    ns = namespace or labels.owner_namespace()
     judged = [
-        (info, decide(info.labels, now=when, host=me, processes=table, older_than=older_than))
+        (info, decide(info.labels, now=when, host=me, processes=table, namespace=ns,
+                      older_than=older_than))
         for info in stacks
     ]
     doomed = [info for info, verdict in judged if verdict.remove]
@@ -212,20 +233,29 @@ def sweep(
     return [Swept(stack=info, verdict=v, removed=counts.get(info.stack, 0)) for info, v in judged]
 
 
-def reap_owner(engine: Engine, owner: str) -> dict[str, int]:
-    """Remove every non-detached stack labelled ``envkit.owner=<owner>``; counts by id."""
+def reap_owner(
+    engine: Engine, owner: str, *, namespace: str | None = None
+) -> dict[str, int]:
+    """Remove every non-detached stack labelled ``envkit.owner=<owner>``; counts by id.
+
+    Stacks stamped with another PID namespace are left alone: their ``<host>:<pid>`` is
+    another process's that merely looks the same from here.
+
+    :param namespace: the owner's namespace; the caller's own when not given.
+    """
+    ns = namespace or labels.owner_namespace()
     stacks = [s for s in list_stacks(engine.client, selector=labels.selector(owner=owner))
-              if not s.detached]
+              if not s.detached and _same_namespace(s.labels, ns)]
     return remove_stacks(engine, stacks)
 
 
-def _log_path(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".cache")
-    return Path(base) / "envkit" / "reaper.log"
+def log_path(environ: Mapping[str, str]) -> Path:
+    """Where ``--log`` appends: ``reaper.log`` in envkit's cache directory."""
+    return default_cache_dir(environ) / "reaper.log"
 
 
 def _logger(enabled: bool) -> Callable[[str], None]:
-    path = _log_path(os.environ)
+    path = log_path(os.environ)
 
     def log(line: str) -> None:
         stamped = f"{labels.utc_now()} reaper[{os.getpid()}] {line}"
@@ -250,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m envkit.reaper")
     parser.add_argument("--owner", help="reap this <host>:<pid>'s stacks (skip liveness checks)")
-    parser.add_argument("--log", action="store_true", help=f"append to {_log_path(os.environ)}")
+    parser.add_argument("--log", action="store_true", help=f"append to {log_path(os.environ)}")
     args = parser.parse_args(argv)
     log = _logger(args.log)
     try:

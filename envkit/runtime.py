@@ -138,7 +138,8 @@ class Stack:
             self._state = StackState.STARTING
         if not self.ownership.detached:
             # Before anything exists, so a SIGKILL at any later point is covered.
-            _watchdog.ensure(self.ownership.owner, docker_host=self.engine.docker_host)
+            _watchdog.ensure(self.ownership.owner, docker_host=self.engine.docker_host,
+                             environ=self.engine.environ)
         try:
             if not self.engine.remote:
                 for svc in self.spec.services:

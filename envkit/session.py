@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from envkit import mediamtx
 from envkit._engine import Engine, connect
-from envkit.config import Settings, sanitize_ident
+from envkit.config import SESSION_MAX, Settings, sanitize_ident
 from envkit.errors import EngineUnavailableError
 from envkit.images import ImageBuilder
 from envkit.runtime import Stack
@@ -46,7 +46,7 @@ class Envkit:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.session = sanitize_ident(session, limit=24)
+        self.session = sanitize_ident(session, limit=SESSION_MAX)
         self.worker = sanitize_ident(worker, limit=16)
         self._environ = dict(environ)
         self._progress = progress

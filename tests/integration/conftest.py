@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from envkit import labels
+from envkit.inventory import list_stacks
 from envkit.session import Envkit
 
 
@@ -18,17 +19,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _leftovers(kit: Envkit) -> set[str]:
     """The worker's resources, except those of its shared session stack."""
-    client = kit.engine.client
-    selector = labels.selector(session=kit.session, worker=kit.worker)
     shared = kit.stack_id(kit.spec().name)
-    found = [("container", c) for c in client.containers.list(all=True, filters=selector)]
-    found += [("network", n) for n in client.networks.list(filters=selector)]
-    found += [("volume", v) for v in client.volumes.list(filters=selector)]
-    return {
-        f"{kind} {res.name}" for kind, res in found
-        if (res.attrs.get("Labels") or res.attrs.get("Config", {}).get("Labels") or {}).get(
-            labels.STACK) != shared
-    }
+    found = list_stacks(kit.engine.client,
+                        selector=labels.selector(session=kit.session, worker=kit.worker))
+    return {r for s in found if s.stack != shared for r in s.resources}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -28,6 +28,9 @@ from envkit.session import Envkit
 
 ENVKIT = str(Path(sys.executable).with_name("envkit"))
 BASE = "envkit/base:bookworm"
+HERE = labels.owner_namespace()
+#: A PID namespace this host does not have: a runner in a container sharing our hostname.
+ELSEWHERE = "00000000-0000-0000-0000-000000000000/4026530000"
 
 
 def run(*argv: str, session: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -56,11 +59,12 @@ class Planter:
         self.strangers: list[str] = []
 
     def stack(self, name: str, *, owner: str, age: timedelta = timedelta(seconds=5),
-              detached: bool = False, start: str | None = None) -> str:
+              detached: bool = False, start: str | None = None,
+              namespace: str | None = HERE) -> str:
         made = labels.Ownership(
             session=self.session, worker="plant", stack=f"{self.session}-{name}", owner=owner,
             created=(datetime.now(timezone.utc) - age).replace(microsecond=0).isoformat(),
-            detached=detached, owner_start=start)
+            detached=detached, owner_start=start, owner_ns=namespace)
         self.client.networks.create(f"envkit-{made.stack}", labels=made.stack_labels())
         self.client.containers.run(BASE, ["sleep", "600"], detach=True,
                                    name=f"envkit-{made.stack}-svc",
@@ -129,32 +133,68 @@ def test_up_ps_down_by_stack_and_session(plant: Planter) -> None:
             run("down", "--session", session)
 
 
+@pytest.mark.engine_exclusive
 def test_gc_removes_dead_owners_only(plant: Planter) -> None:
+    """``gc`` judges every stack on the engine, so it runs alone (``engine_exclusive``).
+
+    Run beside other tests it would race their sweeps for the planted dead stacks, and
+    remove their own planted ones. The age limit, which removes anyone's stacks however
+    alive, is checked with ``--dry-run`` only, so even an engine shared with other runs
+    loses nothing it would miss.
+    """
     host, me = socket.gethostname(), os.getpid()
     dead = plant.stack("dead", owner=f"{host}:{dead_pid()}")
+    legacy = plant.stack("legacy", owner=f"{host}:{dead_pid()}", namespace=None)
     reused = plant.stack("reused", owner=f"{host}:{me}", start="1")
     alive = plant.stack("alive", owner=f"{host}:{me}", start=labels.process_start(me))
     elsewhere = plant.stack("elsewhere", owner="another-host:1")
+    other_ns = plant.stack("otherns", owner=f"{host}:{dead_pid()}", namespace=ELSEWHERE)
     detached = plant.stack("detached", owner=f"{host}:{dead_pid()}", detached=True)
     old = plant.stack("old", owner=f"{host}:{me}", age=timedelta(days=2))
     plant.stranger()
+    everything = {dead, legacy, reused, alive, elsewhere, other_ns, detached, old}
 
-    dry = run("gc", "--dry-run")
+    dry = run("gc", "--dry-run", ENVKIT_GC_OLDER_THAN="")
     assert dry.returncode == 0, dry.stderr
     rows = {line.split()[0]: line for line in dry.stdout.splitlines()[1:]}
     assert "would remove" in rows[dead] and "kept" in rows[alive]
-    assert plant.present() == {dead, reused, alive, elsewhere, detached, old}
+    assert "kept" in rows[other_ns] and "another PID namespace" in rows[other_ns]
+    assert plant.present() == everything
+    aged = run("gc", "--dry-run", "--older-than", "1d", ENVKIT_GC_OLDER_THAN="")
+    rows = {line.split()[0]: line for line in aged.stdout.splitlines()[1:]}
+    assert "would remove" in rows[old] and "older than 1d" in rows[old]
+    assert "kept" in rows[alive] and "kept" in rows[other_ns]
+    assert plant.present() == everything
 
-    done = run("gc")
+    done = run("gc", ENVKIT_GC_OLDER_THAN="")
     assert done.returncode == 0, done.stderr
-    assert plant.present() == {alive, elsewhere, detached, old}
-    assert run("gc", "--older-than", "1d").returncode == 0
-    assert plant.present() == {alive, elsewhere, detached}
+    assert plant.present() == {alive, elsewhere, other_ns, detached, old}
     assert plant.strangers_alive()
     assert run("gc", "--older-than", "soon").returncode == 1
 
 
+def test_reaping_an_owner_spares_its_namesake_in_another_namespace(plant: Planter) -> None:
+    """``python -m envkit.reaper --owner`` is what a watchdog runs when its owner dies."""
+    # A live owner (not this worker: its own stacks must stay), so no concurrent sweep
+    # takes the planted stacks first; --owner skips liveness checks.
+    stand_in = subprocess.Popen(["sleep", "120"])
+    try:
+        owner = f"{socket.gethostname()}:{stand_in.pid}"
+        mine = plant.stack("mine", owner=owner, start=labels.process_start(stand_in.pid))
+        namesake = plant.stack("namesake", owner=owner, namespace=ELSEWHERE)
+        done = subprocess.run([sys.executable, "-m", "envkit.reaper", "--owner", owner],
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    assert done.returncode == 0, done.stderr
+    assert f"removed stack {mine}" in done.stderr
+    assert plant.present() == {namesake}
+
+
+@pytest.mark.engine_exclusive
 def test_session_start_sweeps_dead_owners(plant: Planter, tmp_path: Path) -> None:
+    """The sweep judges every stack on the engine: alone, like ``gc``."""
     dead = plant.stack("dead", owner=f"{socket.gethostname()}:{dead_pid()}")
     alive = plant.stack("alive", owner=f"{socket.gethostname()}:{os.getpid()}")
     plant.stranger()
@@ -206,11 +246,27 @@ def test_images_ls_build_prune(envkit_session: Envkit) -> None:
     assert run("images", "ls", "extra").returncode == 2
 
 
-def test_doctor_reports_and_fails_with_fixes() -> None:
-    good = run("doctor")
-    assert good.returncode in (0, 1)
-    assert "ok    engine: Docker Engine" in good.stdout
-    assert "api version: API 1.4" in good.stdout and "free disk:" in good.stdout
+def test_doctor_reports_and_fails_with_fixes(tmp_path: Path) -> None:
+    """Per-check lines on a machine whose state the suite knows; exit 1 exactly on a fail.
+
+    The engine answers and the base image exists (the suite builds on it); an empty
+    images directory leaves no per-image lines; cameras, leftovers and disk depend on the
+    machine, so only their status words are checked, and the exit code against them.
+    """
+    good = run("doctor", ENVKIT_IMAGES_DIR=str(tmp_path))
+    lines = good.stdout.splitlines()
+    assert any(line.startswith("ok    engine: Docker Engine ") for line in lines), good.stdout
+    assert any(line.startswith("ok    api version: API 1.") for line in lines)
+    assert f"ok    base image: {BASE}" in lines
+    assert not any(" image " in line for line in lines)
+    checks = {line.split(":")[0][6:]: line[:4].strip() for line in lines
+              if line[:4].strip() in ("ok", "warn", "fail")}
+    assert checks.keys() >= {"engine", "api version", "storage driver", "base image",
+                             "leftovers", "free disk"}
+    assert checks["leftovers"] in ("ok", "warn")  # never fails a run
+    failed = sorted(name for name, status in checks.items() if status == "fail")
+    assert good.returncode == (1 if failed else 0), good.stdout
+    assert failed in ([], ["free disk"]), good.stdout  # all else is known good here
     bad = run("doctor", DOCKER_HOST="tcp://127.0.0.1:9")
     assert bad.returncode == 1
     assert "fail  engine:" in bad.stdout and "fix:" in bad.stdout

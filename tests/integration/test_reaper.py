@@ -21,10 +21,12 @@ import docker
 import pytest
 
 from envkit import _watchdog, labels, reaper
-from envkit.inventory import list_stacks
+from envkit.inventory import list_resources, list_stacks
 from envkit.session import Envkit
 
-PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+# No session-start sweep: these runs are about watchdogs and finalizers, and a sweep
+# would remove other tests' planted dead-owner stacks from under them.
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--envkit-no-sweep"]
 BASE = "envkit/base:bookworm"
 CLEAN_WITHIN = 30.0
 
@@ -53,15 +55,6 @@ def test_one(envkit_stack_factory):
 def test_two(envkit_stack_factory):
     _ok(envkit_stack_factory("demo"))
 """
-
-
-def _resources(client: docker.DockerClient, session: str) -> list[str]:
-    selector = labels.selector(session=session)
-    found = [f"container {c['Names'][0]}" for c in client.api.containers(all=True,
-                                                                          filters=selector)]
-    found += [f"network {n['Name']}" for n in client.api.networks(filters=selector)]
-    found += [f"volume {v['Name']}" for v in client.api.volumes(filters=selector)["Volumes"] or []]
-    return found
 
 
 def _running(client: docker.DockerClient, session: str) -> int:
@@ -117,7 +110,7 @@ def cleanup_sessions(envkit_session: Envkit) -> Iterator[list[str]]:
 
 
 def _reaper_log() -> str:
-    path = reaper._log_path(os.environ)
+    path = reaper.log_path(os.environ)
     return path.read_text() if path.exists() else ""
 
 
@@ -149,8 +142,8 @@ def test_killed_run_leaves_nothing_behind(
             run.communicate(timeout=CLEAN_WITHIN)
         else:
             os.killpg(run.pid, sig)
-        cleaned = _wait(lambda: not _resources(engine, victim), CLEAN_WITHIN,
-                        f"session {victim} to be gone: {_resources(engine, victim)}")
+        cleaned = _wait(lambda: not list_resources(engine, session=victim), CLEAN_WITHIN,
+                        f"session {victim} to be gone: {list_resources(engine, session=victim)}")
         print(f"{sig.name}: engine clean {cleaned:.2f}s after the signal")
         if second is not None:
             out, _ = second.communicate(timeout=90)

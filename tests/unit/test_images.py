@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,11 @@ from typing import Any
 import docker.errors
 import pytest
 
-from envkit import _rootfs, images
+from envkit import _rootfs, images, mediamtx
 from envkit._context import context_files, hash_context
-from envkit.errors import ImageBuildError, ImageError
-from envkit.images import BuildRef, ImageBuilder, list_images, prune_images
+from envkit.errors import EngineError, ImageBuildError, ImageError
+from envkit.images import BuildRef, ImageBuilder
+from envkit.imageset import list_images, prune_images
 
 BASE_ID = "sha256:" + "b" * 64
 
@@ -292,3 +295,87 @@ def test_list_images_one_row_per_envkit_tag() -> None:
     rows = list_images(FakeClient(ListingApi(LISTING)))
     assert [r.tag for r in rows] == sorted(t for i in LISTING for t in i["RepoTags"])
     assert rows[0].size == 10 and rows[0].created.year == 1970
+
+
+# --- find_image: the one "present, or pull it" -----------------------------------------
+
+
+class PullingApi(FakeApi):
+    """Pulls succeed into ``known``, fail with ``error``, or hang until ``release`` is set."""
+
+    def __init__(self, images: Mapping[str, dict[str, Any]] | None = None, *,
+                 error: Exception | None = None, hang: bool = False) -> None:
+        super().__init__(images)
+        self.error = error
+        self.release = threading.Event()
+        if not hang:
+            self.release.set()
+
+    def pull(self, ref: str) -> str:
+        self.calls.append(f"pull {ref}")
+        self.release.wait(10)
+        if self.error is not None:
+            raise self.error
+        self.known[ref] = {"Id": "sha256:" + "f" * 64}
+        return ""
+
+
+UPSTREAM = mediamtx.UPSTREAM_IMAGE
+
+
+def test_find_image_looks_without_pulling_by_default() -> None:
+    api = PullingApi({"a:1": {"Id": "x"}})
+    assert images.find_image(api, "a:1") == {"Id": "x"}
+    assert images.find_image(api, "b:1") is None
+    assert api.calls == ["inspect a:1", "inspect b:1"]
+
+
+def test_find_image_pulls_when_absent_and_asked() -> None:
+    api, said = PullingApi(), []
+    info = images.find_image(api, "b:1", pull=True, progress=said.append)
+    assert info is not None and api.calls == ["inspect b:1", "pull b:1", "inspect b:1"]
+    assert said == ["pulling b:1"]
+
+
+def test_find_image_reports_a_failed_pull_with_its_cause() -> None:
+    api = PullingApi(error=docker.errors.NotFound("pull access denied for b"))
+    with pytest.raises(EngineError, match="pull access denied") as info:
+        images.find_image(api, "b:1", pull=True, pull_timeout=5)
+    assert info.value.action == "pull b:1"
+
+
+def test_find_image_stops_waiting_for_a_hung_pull() -> None:
+    api = PullingApi(hang=True)
+    started = time.monotonic()
+    assert images.find_image(api, "b:1", pull=True, pull_timeout=0.2) is None
+    assert time.monotonic() - started < 2
+    api.release.set()
+
+
+def test_builder_external_base_failure_names_the_fix(images_dir: Path, tmp_path: Path) -> None:
+    api = PullingApi(error=docker.errors.NotFound("no such host"))
+    with pytest.raises(ImageError, match="pulling it failed: no such host") as info:
+        make_builder(images_dir, api, tmp_path).ensure(
+            BuildRef(name="svc", args={"BASE_IMAGE": "python:3.12-slim"}))
+    assert "docker load" in info.value.fix
+
+
+def test_mediamtx_choice_uses_find_image() -> None:
+    present = mediamtx.choose(FakeClient(PullingApi({UPSTREAM: {"Id": "x"}})), None)
+    assert (present.flavour, present.reason) == ("upstream", f"{UPSTREAM} available")
+    pulled = mediamtx.choose(FakeClient(PullingApi()), None)
+    assert pulled.flavour == "upstream"
+    offline = mediamtx.choose(FakeClient(PullingApi(
+        error=docker.errors.NotFound("lookup registry-1.docker.io: no such host"))), None)
+    assert offline.flavour == "standin" and "no such host" in offline.reason
+    hung = PullingApi(hang=True)
+    slow = mediamtx.choose(FakeClient(hung), None, pull_timeout=0.1)
+    hung.release.set()
+    assert (slow.flavour, slow.reason) == ("standin", f"{UPSTREAM} not pulled within 0.1s")
+
+
+@pytest.mark.parametrize("setting", ["standin", "upstream", "registry.local/mediamtx:1"])
+def test_mediamtx_setting_for_round_trips_without_the_engine(setting: str) -> None:
+    choice = mediamtx.choose(FakeClient(None), setting)
+    again = mediamtx.choose(FakeClient(None), mediamtx.setting_for(choice))
+    assert again.image == choice.image

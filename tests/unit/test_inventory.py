@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from envkit import labels
-from envkit.inventory import list_stacks
+from envkit.inventory import list_resources, list_stacks
 
 CREATED = "2030-01-01T12:00:00+00:00"
 
@@ -71,3 +71,10 @@ def test_age_and_json_document() -> None:
     doc = a.describe(now)
     assert (doc["age_seconds"], doc["owner"], doc["session"]) == (300, "h:1", "s1")
     assert doc["containers"][1]["endpoints"] == ["8080/tcp -> 127.0.0.1:49153"]
+
+
+def test_resources_of_a_session_name_kind_and_name() -> None:
+    client = FakeClient()
+    assert list_resources(client, session="s1", worker="gw0") == [
+        "container a-client", "container a-web", "network envkit-a", "network envkit-b"]
+    assert client.api.filters == [labels.selector(session="s1", worker="gw0")]

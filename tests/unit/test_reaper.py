@@ -15,6 +15,7 @@ from envkit.reaper import Liveness, LocalProcesses, decide, older_than_from_env,
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 HOST = "here"
+NS = "boot-1/4026531836"
 
 
 class FakeProcesses:
@@ -32,16 +33,17 @@ class FakeProcesses:
 
 
 def stack_labels(*, owner: str = f"{HOST}:100", start: str | None = "5000",
-                 age: timedelta = timedelta(minutes=5), detached: bool = False) -> dict[str, str]:
+                 age: timedelta = timedelta(minutes=5), detached: bool = False,
+                 ns: str | None = NS) -> dict[str, str]:
     made = labels.Ownership(session="s1", worker="gw0", stack="s1-gw0-demo-1", owner=owner,
                             created=(NOW - age).isoformat(), detached=detached,
-                            owner_start=start)
+                            owner_start=start, owner_ns=ns)
     return made.stack_labels()
 
 
 def judge(found: Mapping[str, str], older_than: timedelta | None = None,
-          alive: Mapping[int, str] | None = None) -> tuple[bool, str]:
-    verdict = decide(found, now=NOW, host=HOST, older_than=older_than,
+          alive: Mapping[int, str] | None = None, ns: str | None = NS) -> tuple[bool, str]:
+    verdict = decide(found, now=NOW, host=HOST, older_than=older_than, namespace=ns,
                      processes=FakeProcesses({100: "5000"} if alive is None else alive))
     return verdict.remove, verdict.reason
 
@@ -74,10 +76,43 @@ def test_other_host_is_kept_and_its_pid_never_checked() -> None:
 
 @pytest.mark.parametrize("found", [
     stack_labels(), stack_labels(detached=True), stack_labels(owner="elsewhere:7"),
+    stack_labels(ns="boot-2/4026532000"),
 ])
 def test_age_limit_overrides_everything(found: dict[str, str]) -> None:
     assert judge(found, older_than=timedelta(minutes=5)) == (True, "older than 5m")
     assert judge(found, older_than=timedelta(minutes=6))[1] != "older than 6m"
+
+
+def test_same_hostname_other_pid_namespace_is_kept_and_its_pid_never_checked() -> None:
+    """A runner in a container sharing our hostname: its PIDs are not ours to look up."""
+    oracle = FakeProcesses({})
+    verdict = decide(stack_labels(ns="boot-1/4026532999"), now=NOW, host=HOST,
+                     processes=oracle, namespace=NS)
+    assert (verdict.remove, oracle.asked) == (False, [])
+    assert "another PID namespace (boot-1/4026532999)" in verdict.reason
+
+
+def test_same_namespace_after_a_reboot_is_another_namespace() -> None:
+    assert judge(stack_labels(ns="boot-0/4026531836"), alive={})[0] is False
+
+
+def test_without_namespace_label_hostname_decides_as_before() -> None:
+    assert judge(stack_labels(ns=None), alive={}) == (True, "owner pid 100 is gone")
+    assert judge(stack_labels(ns=None), alive={}, ns=None)[0] is True
+
+
+def test_namespace_label_kept_when_ours_is_unknown() -> None:
+    assert judge(stack_labels(), alive={}, ns=None)[0] is False
+
+
+def test_owner_namespace_is_stamped_by_default() -> None:
+    made = labels.Ownership(session="s", worker="w", stack="s-w-x", owner="h:1", created="t")
+    assert made.owner_ns == labels.owner_namespace()
+    if made.owner_ns is not None:  # Linux: "<boot id>/<pid namespace inode>"
+        boot, _, inode = made.owner_ns.partition("/")
+        assert len(boot) == 36 and inode.isdigit()
+        assert made.stack_labels()[labels.OWNER_NS] == made.owner_ns
+    assert labels.OWNER_NS not in stack_labels(ns=None)
 
 
 @pytest.mark.parametrize("found", [
