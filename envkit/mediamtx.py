@@ -54,7 +54,10 @@ def choose(
     try:
         found = find_image(client.api, UPSTREAM_IMAGE, pull=True, pull_timeout=pull_timeout)
     except EngineError as exc:
-        return Choice(STANDIN, f"{UPSTREAM_IMAGE} not available ({exc.cause})")
+        # The daemon's message ends with the cause ("no such host"); the URL before it
+        # only makes the report header unreadable.
+        cause = exc.cause.rstrip('")').rsplit(": ", 1)[-1]
+        return Choice(STANDIN, f"{UPSTREAM_IMAGE} cannot be pulled: {cause}")
     if found is not None:
         return Choice(upstream(), f"{UPSTREAM_IMAGE} available")
     return Choice(STANDIN, f"{UPSTREAM_IMAGE} not pulled within {pull_timeout:g}s")
