@@ -11,22 +11,23 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from envkit import camera, mediamtx, reaper
+from envkit import camera, diagnostics, mediamtx, reaper
 from envkit.config import Settings, sanitize_ident
 from envkit.errors import EngineUnavailableError, EnvkitError
 from envkit.inventory import list_resources
 from envkit.rpc import RpcClient, connect_rpc
-from envkit.runtime import Stack
+from envkit.runtime import Stack, StackState
 from envkit.session import Envkit, new_session_id
 from envkit.spec import StackSpec
 
 ENVKIT_KEY = pytest.StashKey["Envkit"]()
+STACKS_KEY = pytest.StashKey[list["Stack"]]()
 #: The ``workerinput`` key carrying the controller's MediaMTX choice to the workers.
 MEDIAMTX_INPUT = "envkit_mediamtx"
 StackFactory = Callable[..., Stack]
@@ -230,12 +231,14 @@ def envkit_stack(envkit_session: Envkit) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
+def envkit_stack_factory(
+    envkit_session: Envkit, request: pytest.FixtureRequest
+) -> Iterator[StackFactory]:
     """Start fresh stacks from any spec; all of them are removed after the test.
 
     Call it as ``envkit_stack_factory(spec)`` or ``envkit_stack_factory("demo")``.
     """
-    started: list[Stack] = []
+    started = request.node.stash.setdefault(STACKS_KEY, [])
 
     def start(spec: StackSpec | str, *, name: str | None = None) -> Stack:
         resolved = envkit_session.spec(spec) if isinstance(spec, str) else spec
@@ -262,6 +265,22 @@ def envkit_rpc(envkit_stack: Stack) -> Iterator[RpcClient]:
     """
     with connect_rpc(camera.ws_url(envkit_stack), envkit_stack.token("admin")) as client:
         yield client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the state and logs of the stacks a failed test used to its report."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        shared = item.funcargs.get("envkit_stack") if hasattr(item, "funcargs") else None
+        stacks = [*([shared] if isinstance(shared, Stack) else []),
+                  *item.stash.get(STACKS_KEY, [])]
+        for stack in stacks:
+            if stack.state is StackState.UP:
+                report.sections.append((f"envkit stack {stack.id}", diagnostics.describe(stack)))
+    return report
 
 
 @pytest.hookimpl(trylast=True)

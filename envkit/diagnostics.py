@@ -1,0 +1,40 @@
+"""What a failed test's report shows of the stacks it used: state, ports and log tails.
+
+A failure in an integration test is usually explained by a container ("exited 1",
+"OOM-killed", a stack trace in its log); putting that next to the assertion saves a
+rerun with ``docker logs`` that, by then, has nothing left to read.
+"""
+
+from __future__ import annotations
+
+from envkit import _engine
+from envkit.errors import EnvkitError, StackStateError
+from envkit.runtime import Stack
+
+LOG_TAIL = 25
+
+
+def describe(stack: Stack, *, tail: int = LOG_TAIL) -> str:
+    """Each service of *stack*: container state, published ports, last *tail* log lines."""
+    return "\n".join(_service(stack, svc.name, tail) for svc in stack.spec.services)
+
+
+def _service(stack: Stack, service: str, tail: int) -> str:
+    try:
+        container = stack.container(service)
+        _engine.call(f"inspect {service}", container.reload)
+        logs = _engine.call(f"read logs of {service}", lambda: container.logs(tail=tail))
+    except (KeyError, StackStateError):
+        return f"--- {service}: not running in this stack"
+    except EnvkitError as exc:
+        return f"--- {service}: could not be inspected: {exc.message}"
+    state = container.attrs.get("State", {})
+    status = str(state.get("Status", "unknown"))
+    if status != "running":
+        status += f", exit code {state.get('ExitCode')}"
+    if state.get("OOMKilled"):
+        status += ", OOM-killed"
+    ports = ", ".join(f"{k} -> {v}" for k, v in stack.ports(service).items()) or "none"
+    text = bytes(logs).decode("utf-8", "replace").rstrip("\n")
+    lines = "\n".join(f"    {line}" for line in text.splitlines()) or "    (no output)"
+    return f"--- {service} ({status}; ports {ports}); last {tail} log lines:\n{lines}"
