@@ -112,11 +112,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--shapes", default="demo,fanout,default",
+                        help="comma-separated subset of demo, fanout, default")
     args = parser.parse_args()
     kit = Envkit.from_env(os.environ, worker="bench")
     client = kit.engine.client
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for spec in (demo(), fanout(), kit.spec("default")):
+    shapes: dict[str, Callable[[], StackSpec]] = {
+        "demo": demo, "fanout": fanout, "default": partial(kit.spec, "default"),
+    }
+    for spec in (shapes[name]() for name in args.shapes.split(",")):
         tags = {svc.name: kit.images.resolve(svc.image) for svc in spec.services}
         envkit_cycle(kit, spec)  # warm-up: first start pays one-off engine costs
         results[spec.name] = _interleaved({
