@@ -123,20 +123,19 @@ def create_service(
     # Ryuk needs an image pulled from a registry and the Docker socket inside a
     # container; envkit's labels and reaper do its job, so it stays off.
     testcontainers_config.ryuk_disabled = True
-    builder = _builder(engine, spec, image, network=network, labels=labels,
-                       container_name=container_name)
-
+    action = f"start service {spec.name!r} ({image})"
+    fix = "check the service's image, command and devices"
     attempts: list[int] = []
 
-    def start() -> None:
+    def start() -> DockerContainer:
         if attempts:
             _remove_partial(engine, container_name, labels)
         attempts.append(1)
-        builder.start()
+        return builder.start()
 
-    action = f"start service {spec.name!r} ({image})"
-    fix = "check the service's image, command and devices"
     try:
+        builder = _builder(engine, spec, image, network=network, labels=labels,
+                           container_name=container_name)
         _engine.call(action, start, attempts=3, network_race=True, fix=fix)
     except EngineError:
         raise
@@ -152,7 +151,8 @@ def create_service(
 
 def _remove_partial(engine: Engine, name: str, labels: dict[str, str]) -> None:
     """Remove what a failed attempt created, if it carries this stack's labels."""
-    with contextlib.suppress(docker.errors.NotFound):
+    # Best effort: its failure must not replace the start failure being retried.
+    with contextlib.suppress(docker.errors.DockerException):
         leftover = engine.client.containers.get(name)
         if leftover.labels.get("envkit.stack") == labels.get("envkit.stack"):
             leftover.remove(force=True, v=True)
@@ -163,6 +163,9 @@ def _builder(
     labels: dict[str, str], container_name: str,
 ) -> DockerContainer:
     builder = DockerContainer(image, docker_client_kw={"version": engine.api_version})
+    # A hub prefix (TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX) is for pulled images; envkit's
+    # images are local and already resolved.
+    builder.image = image
     # testcontainers makes its own client from the process environment, which may name
     # another engine than envkit's (an injected environment, a docker context): every
     # container goes through envkit's one connection instead.

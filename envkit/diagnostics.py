@@ -22,8 +22,10 @@ def describe(stack: Stack, *, tail: int = LOG_TAIL) -> str:
 def _service(stack: Stack, service: str, tail: int) -> str:
     try:
         container = stack.container(service)
-        _engine.call(f"inspect {service}", container.reload)
-        logs = _engine.call(f"read logs of {service}", lambda: container.logs(tail=tail))
+        # One attempt each: a failing engine must not add minutes to every failed test.
+        _engine.call(f"inspect {service}", container.reload, attempts=1)
+        logs = _engine.call(f"read logs of {service}", lambda: container.logs(tail=tail),
+                            attempts=1)
     except (KeyError, StackStateError):
         return f"--- {service}: not running in this stack"
     except EnvkitError as exc:

@@ -121,10 +121,14 @@ def pytest_configure_node(node: Any) -> None:
     ``mediamtx`` setting. ``optionalhook``: without xdist the hook is simply never called.
     """
     kit = node.config.stash[ENVKIT_KEY]
+    if kit.settings.stack != "default" and not kit.settings.mediamtx:
+        return  # no MediaMTX in the configured stack: no pull to try for it
     try:
         choice = kit.mediamtx
+    except EngineUnavailableError:
+        return  # each worker reports it, once, where a test needs the engine
     except EnvkitError:
-        return  # an unreachable engine: each worker reports it where a test needs it
+        choice = mediamtx.Choice(mediamtx.STANDIN, "the engine refused the check")
     node.workerinput[MEDIAMTX_INPUT] = mediamtx.setting_for(choice)
 
 

@@ -13,6 +13,7 @@ import http.client
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ from typing import Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 
-from envkit.errors import ReadinessTimeoutError
+from envkit.errors import EnvkitError, ReadinessTimeoutError
 
 LOG_TAIL_LINES = 30
+BODY_LIMIT = 64 * 1024
+EXEC_LIMIT = 10.0  # seconds one Exec probe may run
 
 
 class NotReady(Exception):
@@ -121,7 +124,8 @@ class Http:
         try:
             conn.request("GET", self.path)
             response = conn.getresponse()
-            text = response.read().decode("utf-8", "replace")
+            # Bounded: a streaming endpoint must not keep the probe reading forever.
+            text = response.read(BODY_LIMIT).decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as exc:
             raise NotReady(f"GET {self.path} on {host}:{port}: {exc!r}") from exc
         finally:
@@ -171,7 +175,16 @@ class Exec:
         return f"Exec({' '.join(self.command)!r})"
 
     def probe(self, target: Target) -> None:
-        code, output = target.exec(self.command)
+        # docker-py's exec has no timeout; a probe command that blocks must not hold the
+        # readiness deadline (or a cancelled stack) hostage, so it runs on a daemon thread.
+        outcome: list[tuple[int, str]] = []
+        runner = threading.Thread(target=lambda: outcome.append(target.exec(self.command)),
+                                  daemon=True)
+        runner.start()
+        runner.join(EXEC_LIMIT)
+        if not outcome:
+            raise NotReady(f"did not finish within {EXEC_LIMIT:g}s")
+        code, output = outcome[0]
         if code != 0:
             raise NotReady(f"exited {code}: {output.strip()[-200:]}")
 
@@ -249,8 +262,11 @@ def _attempt(
 def _timeout_error(
     target: Target, check: Check, timeout: float, last: str
 ) -> ReadinessTimeoutError:
-    state = target.state()
-    tail = target.logs().splitlines()[-LOG_TAIL_LINES:]
+    try:
+        state = target.state()
+        tail = target.logs().splitlines()[-LOG_TAIL_LINES:]
+    except EnvkitError as exc:  # the report must not be lost to a failing inspect
+        state, tail = ContainerState("unknown"), [f"(could not read: {exc.message})"]
     return ReadinessTimeoutError(
         service=target.service,
         check=check.describe(),

@@ -145,7 +145,13 @@ class Stack:
                 for svc in self.spec.services:
                     check_devices(svc)
             tags = {svc.name: self._images.resolve(svc.image) for svc in self.spec.services}
+            # Nothing exists before the network does, and a taken id is someone else's
+            # stack: a failure up to here must not tear anything down.
             self._create_network()
+        except BaseException:
+            self._state = StackState.DOWN
+            raise
+        try:
             self._start_services(tags)
         except BaseException as failure:
             self._cleanup_after(failure)
@@ -163,25 +169,39 @@ class Stack:
                 failure.add_note(note)
 
     def down(self) -> None:
-        """Remove every container, volume and network labelled with this stack; idempotent."""
+        """Remove every container, volume and network labelled with this stack; idempotent.
+
+        The stack counts as down only once teardown succeeded, so a failed ``down()`` can
+        be called again.
+        """
         with self._lock:
             if self._state is StackState.DOWN:
                 return
-            self._state = StackState.DOWN
         teardown(self.engine, self.id, stop_timeouts={
             svc.name: svc.stop_timeout for svc in self.spec.services
         })
-        self._handles.clear()
+        with self._lock:
+            self._state = StackState.DOWN
+            self._handles.clear()
 
     def _create_network(self) -> None:
         client = self.engine.client
-        _engine.call(
-            f"create network {self.network}",
-            lambda: client.networks.create(
-                self.network, driver="bridge", labels=self.ownership.stack_labels(),
-                check_duplicate=True,
-            ),
-        )
+        try:
+            _engine.call(
+                f"create network {self.network}",
+                lambda: client.networks.create(
+                    self.network, driver="bridge", labels=self.ownership.stack_labels(),
+                    check_duplicate=True,
+                ),
+            )
+        except EngineError as exc:
+            if getattr(exc.__cause__, "status_code", None) == 409:
+                raise StackStateError(
+                    f"a stack {self.id} already exists on this engine",
+                    fix="give this instance another name, use another ENVKIT_SESSION per "
+                    f"concurrent run, or remove the other with `envkit down {self.id}`",
+                ) from None
+            raise
 
     def _start_services(self, tags: dict[str, str]) -> None:
         """Start every service on its own thread; the first failure cancels the others.

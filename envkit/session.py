@@ -20,6 +20,8 @@ from envkit.runtime import Stack
 from envkit.spec import StackSpec
 from envkit.stacks import load_stack
 
+NAME_MAX = 80  # a spec name (63 chars) plus its instance number: never cut to one id
+
 
 def new_session_id() -> str:
     """A short random id for a run that was given none."""
@@ -119,7 +121,7 @@ class Envkit:
 
     def stack_id(self, name: str) -> str:
         """The identifier of this worker's stack instance called *name*."""
-        return f"{self.session}-{self.worker}-{sanitize_ident(name)}"
+        return f"{self.session}-{self.worker}-{sanitize_ident(name, limit=NAME_MAX)}"
 
     def stack(
         self, spec: StackSpec, *, name: str | None = None, detached: bool = False
@@ -132,5 +134,5 @@ class Envkit:
         if name is None:
             name = f"{spec.name}-{next(self._counter)}"
         return Stack(spec, engine=self.engine, images=self.images, session=self.session,
-                     worker=self.worker, name=sanitize_ident(name),
+                     worker=self.worker, name=sanitize_ident(name, limit=NAME_MAX),
                      ready_timeout=self.settings.ready_timeout, detached=detached)

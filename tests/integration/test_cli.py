@@ -156,7 +156,8 @@ def test_gc_removes_dead_owners_only(plant: Planter) -> None:
 
     dry = run("gc", "--dry-run", ENVKIT_GC_OLDER_THAN="")
     assert dry.returncode == 0, dry.stderr
-    rows = {line.split()[0]: line for line in dry.stdout.splitlines()[1:]}
+    rows = {line.split()[0]: line for line in dry.stdout.splitlines()[1:] if line.strip()}
+    assert {dead, alive} <= set(rows), f"gc --dry-run listed:\n{dry.stdout}\n{dry.stderr}"
     assert "would remove" in rows[dead] and "kept" in rows[alive]
     assert "kept" in rows[other_ns] and "another PID namespace" in rows[other_ns]
     assert plant.present() == everything

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,13 +112,10 @@ def test_build_once_then_cached(
     assert labels[LABEL_HASH].startswith(tag.rsplit(":", 1)[1])
 
     again: list[str] = []
-    start = time.perf_counter()
     assert builder_for(client, images_dir, again).ensure(BuildRef(name="tiny")) == tag
-    elapsed = time.perf_counter() - start
     assert again == [], "a cached ensure must not build"
     after = client.api.inspect_image(tag)
     assert (after["Id"], after["Created"]) == (image["Id"], image["Created"])
-    assert elapsed < 2.0, f"cached ensure took {elapsed * 1000:.0f} ms"
 
 
 def test_two_processes_build_once(

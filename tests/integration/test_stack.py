@@ -136,7 +136,8 @@ def test_independent_services_start_concurrently(envkit_stack_factory) -> None:
     ]
     # Both were started before either became ready (1.5 s): they overlap.
     times = sorted(datetime.fromisoformat(s[:26]) for s in started)
-    assert (times[1] - times[0]).total_seconds() < 1.0
+    # Started one after the other's readiness, they would be at least 1.5 s apart.
+    assert (times[1] - times[0]).total_seconds() < 1.5
 
 
 def test_stack_methods_refuse_misuse(envkit_session: Envkit) -> None:
@@ -196,6 +197,22 @@ def test_first_failure_calls_off_the_other_services_waits(envkit_session: Envkit
     assert time.monotonic() - started < 30, "the sibling's wait was not called off"
     assert envkit_session.engine.client.containers.list(
         all=True, filters=labels.selector(stack=stack.id)) == []
+
+
+def test_a_taken_stack_id_is_refused_and_the_other_stack_left_alone(
+    envkit_stack_factory, envkit_session: Envkit  # type: ignore[no-untyped-def]
+) -> None:
+    first = envkit_stack_factory(demo(), name="twin")
+    second = envkit_session.stack(demo(), name="twin")
+    with pytest.raises(StackStateError, match="already exists on this engine"):
+        second.up()
+    assert _get_json(first.url("client", 8080))["upstream"]["ok"] is True
+
+
+def test_long_spec_names_still_give_distinct_stacks(envkit_stack_factory) -> None:  # type: ignore[no-untyped-def]
+    long = StackSpec(name="a" * 63, services=demo().services)
+    one, two = envkit_stack_factory(long), envkit_stack_factory(long)
+    assert one.id != two.id
 
 
 def test_containers_use_envkits_engine_not_the_process_environment(

@@ -55,8 +55,9 @@ def test_without_any_id_the_controller_makes_one_for_the_workers() -> None:
 
 
 class FakeKit:
-    def __init__(self, choice: mediamtx.Choice | None) -> None:
+    def __init__(self, choice: mediamtx.Choice | None, stack: str = "default") -> None:
         self._choice = choice
+        self.settings = Settings(stack=stack)
 
     @property
     def mediamtx(self) -> mediamtx.Choice:
@@ -65,9 +66,9 @@ class FakeKit:
         return self._choice
 
 
-def configure_node(choice: mediamtx.Choice | None) -> dict[str, Any]:
+def configure_node(choice: mediamtx.Choice | None, stack: str = "default") -> dict[str, Any]:
     config = FakeConfig()
-    config.stash[plugin.ENVKIT_KEY] = FakeKit(choice)  # type: ignore[arg-type]
+    config.stash[plugin.ENVKIT_KEY] = FakeKit(choice, stack)  # type: ignore[arg-type]
     node = SimpleNamespace(config=config, workerinput={"workerid": "gw0"})
     plugin.pytest_configure_node(node)
     return node.workerinput
@@ -86,6 +87,11 @@ def test_controller_hands_its_mediamtx_choice_to_each_worker(
 
 def test_no_hand_off_when_the_engine_is_unreachable() -> None:
     assert plugin.MEDIAMTX_INPUT not in configure_node(None)
+
+
+def test_no_pull_for_a_stack_without_mediamtx() -> None:
+    """FakeKit(None) raises if asked: a demo stack must not even ask."""
+    assert plugin.MEDIAMTX_INPUT not in configure_node(None, stack="demo")
 
 
 def test_envkit_keeps_a_32_char_session_whole() -> None:

@@ -55,7 +55,7 @@ def test_timeout_carries_check_state_and_log_tail() -> None:
     started = time.monotonic()
     with pytest.raises(ReadinessTimeoutError) as info:
         wait_ready(target, [LogLine("never")], timeout=0.3)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5, "the deadline was not honoured"
     err = info.value
     assert (err.service, err.check, err.state, err.exit_code) == (
         "svc", "LogLine('never')", "running", None)
@@ -66,10 +66,9 @@ def test_timeout_carries_check_state_and_log_tail() -> None:
 def test_exited_container_ends_the_wait_at_once() -> None:
     target = FakeTarget(states=[ContainerState("exited", exit_code=3, oom_killed=True)],
                         log_text="fatal")
-    started = time.monotonic()
     with pytest.raises(ReadinessTimeoutError) as info:
         wait_ready(target, [LogLine("ready")], timeout=30)
-    assert time.monotonic() - started < 1.0
+    assert target.inspections <= 2, "an exited container must end the wait at its first look"
     assert (info.value.state, info.value.exit_code, info.value.oom_killed) == ("exited", 3, True)
     assert "exit code 3, OOM-killed" in str(info.value)
 
