@@ -38,8 +38,13 @@ class Choice:
 
 
 def upstream(image: str = UPSTREAM_IMAGE) -> Build:
-    """The upstream image with the stack's ``mediamtx.yml`` laid over it."""
-    return Build(name="mediamtx", args={"MEDIAMTX_IMAGE": image})
+    """The upstream image with the stack's ``mediamtx.yml`` laid over it.
+
+    The pinned default is the Dockerfile's own ``ARG`` default and is not passed as a
+    build arg, so the tag is the one ``envkit images`` computes for ``images/mediamtx``.
+    """
+    return Build(name="mediamtx",
+                 args={} if image == UPSTREAM_IMAGE else {"MEDIAMTX_IMAGE": image})
 
 
 def choose(

@@ -379,3 +379,13 @@ def test_mediamtx_setting_for_round_trips_without_the_engine(setting: str) -> No
     choice = mediamtx.choose(FakeClient(None), setting)
     again = mediamtx.choose(FakeClient(None), mediamtx.setting_for(choice))
     assert again.image == choice.image
+
+
+def test_default_upstream_mediamtx_build_matches_the_dockerfile_default() -> None:
+    """`envkit images` hashes images/mediamtx with no args; stacks must build that same tag."""
+    dockerfile = Path(__file__).parents[2] / "images" / "mediamtx" / "Dockerfile"
+    assert f"ARG MEDIAMTX_IMAGE={mediamtx.UPSTREAM_IMAGE}" in dockerfile.read_text()
+    assert dict(mediamtx.upstream().args) == {}
+    assert dict(mediamtx.upstream("reg.local/mtx:1").args) == {"MEDIAMTX_IMAGE": "reg.local/mtx:1"}
+    chosen = mediamtx.Choice(mediamtx.upstream(), "available")
+    assert mediamtx.setting_for(chosen) == mediamtx.UPSTREAM_IMAGE
