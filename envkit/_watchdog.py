@@ -117,11 +117,17 @@ def spawn(
     :param environ: as for :func:`ensure`.
     :raises OSError: when the process cannot be started.
     """
+    # Not at module level: run as a script, this file must import nothing of envkit's.
+    from envkit.labels import process_start  # noqa: PLC0415
+
     started = time.perf_counter()
+    # The owner's start time goes along, so that a process that reuses the owner's PID
+    # before the reaping is over keeps its own stacks.
+    owner_start = process_start(os.getpid()) or "-"
     read_fd, write_fd = os.pipe()  # both ends close-on-exec; only read_fd is passed on
     try:
         process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), owner, str(read_fd)],
+            [sys.executable, os.path.abspath(__file__), owner, str(read_fd), owner_start],
             pass_fds=(read_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, cwd="/", env=engine_env(docker_host, environ),
             start_new_session=True,
@@ -147,6 +153,7 @@ def _wait_for_eof(fd: int) -> None:
 def _run(argv: list[str]) -> int:
     """Script body: wait for the owner's end of the pipe to close, then reap its stacks."""
     owner, fd = argv[0], int(argv[1])
+    owner_start = argv[2] if len(argv) > 2 and argv[2] != "-" else None
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     _wait_for_eof(fd)
@@ -157,7 +164,8 @@ def _run(argv: list[str]) -> int:
     # Imported only now: docker and friends cost 0.3 s of CPU the waiting never needed.
     from envkit.reaper import main  # noqa: PLC0415
 
-    return main(["--owner", owner, "--log"])
+    return main(["--owner", owner, "--log",
+                 *(["--owner-start", owner_start] if owner_start else [])])
 
 
 if __name__ == "__main__":

@@ -158,6 +158,11 @@ def decide(
     return Verdict(remove=False, reason=f"owner pid {raw_pid} is alive")
 
 
+def _same_process(found: Mapping[str, str], owner_start: str | None) -> bool:
+    stamped = found.get(labels.OWNER_START)
+    return owner_start is None or stamped is None or stamped == owner_start
+
+
 def _same_namespace(found: Mapping[str, str], namespace: str | None) -> bool:
     # No label: a stack from before the label existed, judged by hostname as it was then.
     recorded = found.get(labels.OWNER_NS)
@@ -234,7 +239,7 @@ def sweep(
 
 
 def reap_owner(
-    engine: Engine, owner: str, *, namespace: str | None = None
+    engine: Engine, owner: str, *, namespace: str | None = None, owner_start: str | None = None
 ) -> dict[str, int]:
     """Remove every non-detached stack labelled ``envkit.owner=<owner>``; counts by id.
 
@@ -242,10 +247,13 @@ def reap_owner(
     another process's that merely looks the same from here.
 
     :param namespace: the owner's namespace; the caller's own when not given.
+    :param owner_start: the owner's process start time; stacks stamped with another one
+        belong to a later process that reused the PID, and are spared.
     """
     ns = namespace or labels.owner_namespace()
     stacks = [s for s in list_stacks(engine.client, selector=labels.selector(owner=owner))
-              if not s.detached and _same_namespace(s.labels, ns)]
+              if not s.detached and _same_namespace(s.labels, ns)
+              and _same_process(s.labels, owner_start)]
     return remove_stacks(engine, stacks)
 
 
@@ -280,13 +288,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m envkit.reaper")
     parser.add_argument("--owner", help="reap this <host>:<pid>'s stacks (skip liveness checks)")
+    parser.add_argument("--owner-start", default=None,
+                        help="with --owner: spare stacks of a later process with that PID")
     parser.add_argument("--log", action="store_true", help=f"append to {log_path(os.environ)}")
     args = parser.parse_args(argv)
     log = _logger(args.log)
     try:
         engine = connect(os.environ)
         if args.owner:
-            counts = reap_owner(engine, args.owner)
+            counts = reap_owner(engine, args.owner, owner_start=args.owner_start)
         else:
             swept = sweep(engine, older_than=older_than_from_env(os.environ))
             counts = {s.stack.stack: s.removed for s in swept if s.verdict.remove}

@@ -8,6 +8,7 @@ and checks it survived.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -41,10 +42,18 @@ def run(*argv: str, session: str | None = None, **env: str) -> subprocess.Comple
                           timeout=120, check=False)
 
 
+_beyond = itertools.count(1)
+
+
 def dead_pid() -> int:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    return gone.pid
+    """A PID no process can have, now or later: above the kernel's ``pid_max``.
+
+    The PID of a process that just exited is reused within seconds on a busy machine
+    (pid_max is 32768 here), by a new process or, worse, while a watchdog is still
+    reaping the stacks of the previous owner of that PID.
+    """
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return pid_max + next(_beyond)
 
 
 class Planter:
@@ -174,23 +183,30 @@ def test_gc_removes_dead_owners_only(plant: Planter) -> None:
     assert run("gc", "--older-than", "soon").returncode == 1
 
 
-def test_reaping_an_owner_spares_its_namesake_in_another_namespace(plant: Planter) -> None:
+def test_reaping_an_owner_spares_namesakes_in_other_namespaces_and_pid_successors(
+    plant: Planter,
+) -> None:
     """``python -m envkit.reaper --owner`` is what a watchdog runs when its owner dies."""
     # A live owner (not this worker: its own stacks must stay), so no concurrent sweep
     # takes the planted stacks first; --owner skips liveness checks.
     stand_in = subprocess.Popen(["sleep", "120"])
     try:
         owner = f"{socket.gethostname()}:{stand_in.pid}"
-        mine = plant.stack("mine", owner=owner, start=labels.process_start(stand_in.pid))
+        started = labels.process_start(stand_in.pid)
+        assert started is not None
+        mine = plant.stack("mine", owner=owner, start=started)
         namesake = plant.stack("namesake", owner=owner, namespace=ELSEWHERE)
-        done = subprocess.run([sys.executable, "-m", "envkit.reaper", "--owner", owner],
+        # A later process that got the same PID before the reaping was over.
+        successor = plant.stack("successor", owner=owner, start=str(int(started) + 1))
+        done = subprocess.run([sys.executable, "-m", "envkit.reaper", "--owner", owner,
+                               "--owner-start", started],
                               capture_output=True, text=True, timeout=60, check=False)
     finally:
         stand_in.kill()
         stand_in.wait()
     assert done.returncode == 0, done.stderr
     assert f"removed stack {mine}" in done.stderr
-    assert plant.present() == {namesake}
+    assert plant.present() == {namesake, successor}
 
 
 @pytest.mark.engine_exclusive
