@@ -6,13 +6,10 @@ through Docker-assigned host ports, with the real ffprobe as the stream reader.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
-from types import ModuleType
 
+import camera_checks as cc
 import pytest
 from websockets.sync.client import connect
 
@@ -20,18 +17,6 @@ from envkit import Stack, StackSpec, camera
 from envkit.auth import new_secret
 from envkit.rpc import RpcClient, connect_rpc
 from envkit.session import Envkit
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _load("camera_checks")
 
 
 def test_camera_list_through_published_websocket(envkit_rpc: RpcClient) -> None:

@@ -7,35 +7,17 @@ OpenAPI document (see ``mediamtx_checks``).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from types import ModuleType
 
+import mediamtx_checks as mc
 import pytest
 
 from envkit import Build, Http, LogLine, ServiceSpec, StackSpec
 from envkit.mediamtx import STANDIN
 from envkit.session import Envkit
-
-
-def _load_checks() -> ModuleType:
-    """Import the sibling helper by path (pytest runs with ``--import-mode=importlib``)."""
-    spec = importlib.util.spec_from_file_location(
-        "mediamtx_checks", Path(__file__).with_name("mediamtx_checks.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mc = _load_checks()
-
 
 READY = [LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/info")]
 PATTERN = ("ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=15 "

@@ -16,11 +16,7 @@ meant to exercise a camera can never pass green without one.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -34,16 +30,7 @@ DEVICE = "/dev/video0"
 pytestmark = pytest.mark.v4l2
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _load("camera_checks")
+import camera_checks as cc  # noqa: E402 - tests/integration is on pythonpath
 
 
 def test_host_camera_is_listed_connected_and_streamed(
