@@ -22,6 +22,7 @@ from envkit import (
     Tcp,
     labels,
 )
+from envkit.inventory import StackInfo, list_stacks
 from envkit.session import Envkit
 from envkit.stacks import demo
 
@@ -29,6 +30,11 @@ from envkit.stacks import demo
 def _get_json(url: str) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return dict(json.load(response))
+
+
+def _left_of(kit: Envkit, stack: Stack) -> list[StackInfo]:
+    """Whatever of *stack* is still on the engine: containers, networks or volumes."""
+    return list_stacks(kit.engine.client, selector=labels.selector(stack=stack.id))
 
 
 def test_dependent_reaches_dependency_by_alias(envkit_stack_factory) -> None:
@@ -103,9 +109,7 @@ def test_never_ready_service_raises_with_state_and_logs(envkit_session: Envkit) 
     assert err.state == "running" and err.exit_code is None
     assert "still warming" in err.log_tail
     assert "not ready after 2.0s" in str(err)
-    client = envkit_session.engine.client
-    assert client.containers.list(all=True, filters=labels.selector(stack=stack.id)) == []
-    assert client.networks.list(filters=labels.selector(stack=stack.id)) == []
+    assert _left_of(envkit_session, stack) == []
 
 
 def test_service_that_exits_is_reported_at_once(envkit_session: Envkit) -> None:
@@ -120,8 +124,7 @@ def test_service_that_exits_is_reported_at_once(envkit_session: Envkit) -> None:
     assert info.value.exit_code == 3
     assert info.value.state == "exited"
     assert "fatal: no config" in info.value.log_tail
-    assert envkit_session.engine.client.containers.list(
-        all=True, filters=labels.selector(stack=stack.id)) == []
+    assert _left_of(envkit_session, stack) == []
 
 
 def test_independent_services_start_concurrently(envkit_stack_factory) -> None:
@@ -195,8 +198,7 @@ def test_first_failure_calls_off_the_other_services_waits(envkit_session: Envkit
         stack.up()
     assert info.value.service == "crashes" and info.value.exit_code == 4
     assert time.monotonic() - started < 30, "the sibling's wait was not called off"
-    assert envkit_session.engine.client.containers.list(
-        all=True, filters=labels.selector(stack=stack.id)) == []
+    assert _left_of(envkit_session, stack) == []
 
 
 def test_a_taken_stack_id_is_refused_and_the_other_stack_left_alone(
