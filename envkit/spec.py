@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
 from types import MappingProxyType
 
 from envkit.errors import SpecError
@@ -36,16 +37,47 @@ def _seq(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class Build:
-    """An image built by envkit from ``images/<name>/Dockerfile`` with *args*."""
+    """An image envkit builds from a context directory, tagged by the hash of its inputs.
+
+    :param name: the image's name within its project: ``envkit/<project>/<name>:<hash>``.
+    :param context: the build context; a relative path resolves against the stack file's
+        directory (YAML) or the project root (pytest's rootdir, else the working
+        directory), never ``PWD``. ``None`` means ``images/<name>`` under the project root.
+    :param dockerfile: the Dockerfile, relative to *context*.
+    :param args: build args; ``BASE_IMAGE`` defaults to the project's Debian base.
+    :param target: the stage of a multi-stage Dockerfile to build.
+    :param requirements: a pip requirements file (relative like *context*) whose wheels
+        the host downloads and the image installs offline, into ``/opt/envkit/venv``.
+    :param packages: Debian packages the image's base adds to envkit's minimal list; a
+        base is bootstrapped per package set (``envkit/base:<suite>-<digest>``), so two
+        projects' lists never rebuild each other's. The project's own list (setting
+        ``base_packages``) is added to builds of the current project.
+    :param namespace: the project the tag belongs to; ``None`` is the current project.
+        Kits set their own (``camera-kit``), so their images are shared, not duplicated.
+    """
 
     name: str
+    context: str | Path | None = None
+    dockerfile: str = "Dockerfile"
     args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    requirements: str | Path | None = None
+    packages: Sequence[str] = ()
+    namespace: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", _frozen(self.args))
+        object.__setattr__(self, "packages", tuple(sorted(set(_seq(self.packages)))))
 
     def __str__(self) -> str:
-        return f"images/{self.name}"
+        return str(self.context) if self.context is not None else f"images/{self.name}"
+
+    def resolved(self, root: Path) -> Build:
+        """This build with *context* and *requirements* made absolute against *root*."""
+        context = Path(self.context) if self.context is not None else Path("images") / self.name
+        reqs = None if self.requirements is None else root / Path(self.requirements)
+        return replace(self, context=(root / context).resolve(),
+                       requirements=None if reqs is None else reqs.resolve())
 
 
 @dataclass(frozen=True)
