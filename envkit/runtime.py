@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from docker.models.containers import Container
 
-from envkit import _engine, _watchdog, auth, labels
+from envkit import _engine, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, create_service
 from envkit._engine import Engine
 from envkit.errors import EngineError, EnvkitError, StackStateError
@@ -290,20 +290,6 @@ class Stack:
                      lambda: handle.container.restart(timeout=max(round(timeout), 1)))
         handle.refresh()
         wait_ready(handle, spec.ready, timeout=spec.ready_timeout or self._ready_timeout)
-
-    def token(self, role: str = "viewer", *, ttl: float = 3600.0) -> str:
-        """A JWT for the stack's camera service, signed with the stack's own secret.
-
-        :raises EnvkitError: when no service of the stack has a JWT secret.
-        """
-        for svc in self.spec.services:
-            secret = svc.environment.get(auth.JWT_SECRET_ENV)
-            if secret:
-                return auth.mint_token(secret, role, ttl=ttl)
-        raise EnvkitError(
-            f"stack {self.id} has no service with {auth.JWT_SECRET_ENV} in its environment",
-            fix="mint tokens for stacks that run a camera service (the default stack)",
-        )
 
     def describe(self) -> dict[str, Any]:
         """The stack as a JSON-ready document (what ``envkit up --json`` prints)."""
