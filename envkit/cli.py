@@ -24,7 +24,8 @@ from envkit.errors import EnvkitError, StackNotFoundError
 from envkit.images import BuildRef, ImageBuilder
 from envkit.imageset import list_images, prune_images
 from envkit.inventory import list_stacks
-from envkit.runtime import Stack, teardown
+from envkit._teardown import teardown
+from envkit.runtime import Stack
 from envkit.session import Envkit
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

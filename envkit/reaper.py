@@ -40,10 +40,10 @@ from typing import Protocol
 
 from envkit import labels
 from envkit._engine import Engine, connect
+from envkit._teardown import teardown
 from envkit.config import default_cache_dir
 from envkit.errors import EnvkitError
 from envkit.inventory import StackInfo, list_stacks, parse_created
-from envkit.runtime import teardown
 
 GC_OLDER_THAN_ENV = "ENVKIT_GC_OLDER_THAN"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

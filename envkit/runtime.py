@@ -10,9 +10,8 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from functools import partial
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -21,6 +20,7 @@ from docker.models.containers import Container
 from envkit import _engine, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, create_service
 from envkit._engine import Engine
+from envkit._teardown import teardown
 from envkit.errors import EngineError, EnvkitError, StackStateError
 from envkit.readiness import Cancelled, wait_ready
 from envkit.spec import Build, ServiceSpec, StackSpec
@@ -305,55 +305,3 @@ class Stack:
                 for name, handle in self._handles.items()
             },
         }
-
-
-def teardown(
-    engine: Engine, stack_id: str, *, stop_timeouts: dict[str, float] | None = None
-) -> int:
-    """Remove all containers, volumes and networks labelled ``envkit.stack=<stack_id>``.
-
-    Containers get their stop timeout (SIGTERM, then SIGKILL) concurrently, so a stack
-    goes down in about the time of its slowest service. Returns how many resources went.
-    """
-    client = engine.client
-    selector = labels.selector(stack=stack_id)
-    containers = _engine.call(
-        f"list containers of {stack_id}",
-        # Another cleaner (the reaper, gc) may remove one between listing and inspecting.
-        lambda: client.containers.list(all=True, filters=selector, ignore_removed=True),
-    )
-    timeouts = stop_timeouts or {}
-    failures: list[EnvkitError] = []
-
-    def attempt(action: Callable[[], None]) -> None:
-        # One resource that will not go must not keep the others alive.
-        try:
-            action()
-        except EnvkitError as exc:
-            failures.append(exc)
-
-    with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
-        list(pool.map(lambda c: attempt(partial(
-            _remove_container, c, timeouts.get(c.labels.get(labels.SERVICE, ""), 2.0))),
-            containers))
-    nets = _engine.call("list networks", lambda: client.networks.list(filters=selector))
-    vols = _engine.call("list volumes", lambda: client.volumes.list(filters=selector))
-    for net in nets:
-        attempt(partial(_engine.remove, f"remove network {net.name}", net.remove, attempts=6))
-    for vol in vols:
-        attempt(partial(_engine.remove, f"remove volume {vol.name}",
-                        partial(vol.remove, force=True)))
-    if failures:
-        raise EngineError(action=f"tear down stack {stack_id} completely",
-                          cause="; ".join(f.message for f in failures),
-                          fix="run `envkit down " + stack_id + "` again, or `envkit gc`")
-    return len(containers) + len(nets) + len(vols)
-
-
-def _remove_container(container: Container, stop_timeout: float) -> None:
-    def remove() -> None:
-        if stop_timeout > 0 and container.status == "running":
-            container.stop(timeout=max(round(stop_timeout), 1))
-        container.remove(force=True, v=True)
-
-    _engine.remove(f"remove container {container.name}", remove)

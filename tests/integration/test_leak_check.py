@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from envkit import labels
-from envkit.runtime import teardown
+from envkit._teardown import teardown
 from envkit.session import Envkit
 
 LEAKY = """
