@@ -49,7 +49,7 @@ lint: install lint-images
 	$(VENV)/bin/mypy envkit
 	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (no wheel on PyPI for this machine): CI lints workflows; locally: go install github.com/rhysd/actionlint/cmd/actionlint@latest"; fi
 
-# Code in images/ runs on Debian bookworm (python3 3.11, python3-aiohttp 3.8, -websockets
+# Code in the build contexts (envkit/contexts, envkit/camera/contexts) runs on Debian bookworm (python3 3.11, python3-aiohttp 3.8, -websockets
 # 10.4, -jwt 2.6, -yaml 6.0), not in the dev venv, so it is type-checked in a venv of its
 # own (the dev venv needs websockets>=14).
 IMG_TYPING ?= $(VENV)/images-typing
@@ -66,10 +66,10 @@ $(IMG_TYPING)/.installed: Makefile
 	touch $@
 
 lint-images: $(IMG_TYPING)/.installed
-	$(VENV)/bin/ruff check --target-version py311 images
-	cd images/camera-service && $(IMG_MYPY) camservice
-	cd images/mediamtx-standin && $(IMG_MYPY) mtxstandin
-	cd images/testsvc && $(IMG_MYPY) svc.py
+	$(VENV)/bin/ruff check --target-version py311 envkit/contexts envkit/camera/contexts
+	cd envkit/camera/contexts/camera-service && $(IMG_MYPY) camservice
+	cd envkit/camera/contexts/mediamtx-standin && $(IMG_MYPY) mtxstandin
+	cd envkit/contexts/testsvc && $(IMG_MYPY) svc.py
 
 bench: install
 	$(PY) bench/bench_stack.py

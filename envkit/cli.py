@@ -17,9 +17,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from functools import partial
 
-from envkit import _engine, _table, auth, doctor, imageset, labels, reaper
+from envkit import _table, doctor, imageset, labels, reaper
 from envkit.errors import EnvkitError, StackNotFoundError
 from envkit.images import BuildRef, ImageBuilder
 from envkit.imageset import list_images, prune_images
@@ -74,10 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("action", nargs="?", choices=("ls", "build", "prune"), default="ls")
     images.add_argument("names", nargs="*", metavar="NAME", help="images/<NAME> to build")
     sub.add_parser("doctor", help="check engine, images, cameras and disk; say how to fix")
-    token = sub.add_parser("token", help="print a JWT for a stack's camera service")
-    token.add_argument("stack", metavar="STACK", help="the stack id `envkit up` printed")
-    token.add_argument("--role", choices=auth.ROLES, default="viewer")
-    token.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
     return parser
 
 
@@ -190,26 +185,6 @@ def _buildable(kit: Envkit) -> list[str]:
         _err(f"envkit: skipping images/mediamtx: {kit.mediamtx.reason}")
         names = [n for n in names if n != "mediamtx"]
     return names
-
-
-@command("token")
-def cmd_token(args: argparse.Namespace, kit: Envkit) -> int:
-    """Mint with the secret the stack's camera service was started with; token on last line."""
-    api = kit.engine.client.api
-    found = list_stacks(kit.engine.client, selector=labels.selector(stack=args.stack))
-    if not found:
-        raise StackNotFoundError(stack=args.stack, known=known_stacks(kit))
-    for container in found[0].containers:
-        info = _engine.call(f"inspect container {container.name}",
-                            partial(api.inspect_container, container.name))
-        secret = auth.secret_from_env((info.get("Config") or {}).get("Env"))
-        if secret:
-            _err(f"envkit: {args.role} token for {container.service} "
-                 f"of {args.stack}, valid {args.ttl:.0f}s")
-            print(auth.mint_token(secret, args.role, ttl=args.ttl), flush=True)
-            return EXIT_OK
-    raise EnvkitError(f"no service of stack {args.stack} has {auth.JWT_SECRET_ENV}",
-                      fix="tokens are for stacks that run a camera service (the default stack)")
 
 
 @command("images")

@@ -57,13 +57,13 @@ def _invalid_session(raw: str, folded: str) -> EnvkitError:
     )
 
 
-def _default_images_dir(environ: Mapping[str, str]) -> Path:
-    # A source checkout keeps images/ beside the package; an installed envkit looks
-    # in the working directory, which is where a project keeps its own images/.
-    beside_package = Path(__file__).resolve().parent.parent / "images"
-    if beside_package.is_dir():
-        return beside_package
-    return Path(environ.get("PWD", os.getcwd())) / "images"
+def project_name(root: Path) -> str:
+    """The project a root directory holds, as image tags carry it: its folded name."""
+    return sanitize_ident(root.name or "root", limit=40)
+
+
+def _words(raw: str | None) -> tuple[str, ...]:
+    return tuple(word for word in (raw or "").replace(",", " ").split() if word)
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -95,41 +95,61 @@ class Settings:
     :param docker_host: the engine URL (``DOCKER_HOST``); ``None`` means the local socket.
     :param session: a run-wide id shared by all workers (``ENVKIT_SESSION``), if set.
     :param stack: the default stack name or spec path (``ENVKIT_STACK``).
-    :param images_dir: where ``images/<name>/Dockerfile`` build contexts live.
+    :param root: the project root: relative build contexts and ``images/<name>`` resolve
+        against it (pytest's rootdir, the CLI's working directory), never ``PWD``.
+    :param project: the namespace of the project's image tags (``ENVKIT_PROJECT``, else
+        the root directory's name), so two projects' images never collide.
+    :param base_packages: Debian packages the project adds to its base image
+        (``ENVKIT_BASE_PACKAGES``, ini ``envkit_base_packages``).
+    :param kits: ``module:attribute`` references of kits to load besides those installed
+        under the ``envkit.kits`` entry point (``ENVKIT_KITS``, ini ``envkit_kits``).
     :param cache_dir: where locks and state files go.
     :param ready_timeout: default readiness deadline per service, in seconds.
     :param host_address: override of the address published ports are reached at.
     :param base_suite: Debian suite of the bootstrapped base image.
-    :param mediamtx: ``upstream``, ``standin`` or an image reference; ``None`` decides.
+    :param options: settings that kits define for themselves (the camera kit's
+        ``mediamtx``), set by their pytest options; a kit reads them with its own defaults.
     """
 
     docker_host: str | None = None
     session: str | None = None
     stack: str = "default"
-    images_dir: Path = field(default_factory=lambda: _default_images_dir(os.environ))
+    root: Path = field(default_factory=Path.cwd)
+    project: str = ""
+    base_packages: tuple[str, ...] = ()
+    kits: tuple[str, ...] = ()
     cache_dir: Path = field(default_factory=lambda: default_cache_dir(os.environ))
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     host_address: str | None = None
     base_suite: str = "bookworm"
-    mediamtx: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.project:
+            object.__setattr__(self, "project", project_name(self.root))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+    def from_env(cls, environ: Mapping[str, str], *, root: Path | None = None) -> Settings:
         """Build settings from *environ* (pass ``os.environ`` at the edge).
 
+        :param root: the project root that relative build contexts resolve against
+            (pytest's rootdir; the working directory for the CLI).
         :raises EnvkitError: when a variable is set to something unusable, naming the fix.
         """
-        images = environ.get("ENVKIT_IMAGES_DIR")
+        where = root if root is not None else Path.cwd()
         return cls(
             docker_host=environ.get("DOCKER_HOST") or None,
             session=session_from_env(environ),
             stack=environ.get("ENVKIT_STACK") or "default",
-            images_dir=Path(images) if images else _default_images_dir(environ),
+            root=where,
+            project=sanitize_ident(environ.get("ENVKIT_PROJECT") or "", limit=40)
+            if environ.get("ENVKIT_PROJECT") else project_name(where),
+            base_packages=_words(environ.get("ENVKIT_BASE_PACKAGES")),
+            kits=_words(environ.get("ENVKIT_KITS")),
             cache_dir=default_cache_dir(environ),
             ready_timeout=_parse_seconds(environ, "ENVKIT_READY_TIMEOUT", DEFAULT_READY_TIMEOUT),
             host_address=environ.get("ENVKIT_HOST_ADDRESS") or None,
             base_suite=environ.get("ENVKIT_BASE_SUITE") or "bookworm",
-            mediamtx=environ.get("ENVKIT_MEDIAMTX") or None,
         )
 
     @property

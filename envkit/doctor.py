@@ -7,39 +7,24 @@ Checks after an unreachable engine are skipped, since each would fail for the sa
 
 from __future__ import annotations
 
-import fcntl
-import glob
 import os
 import shutil
-import struct
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from envkit import imageset, reaper
 from envkit._engine import Engine
 from envkit.errors import EngineUnavailableError, EnvkitError
+from envkit.kits import Finding
 from envkit.session import Envkit
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_API = (1, 41)  # Docker 20.10: init, per-network aliases at create, label filters
 MIN_FREE_BYTES = 5 * 1024**3
-#: _IOR('V', 0, struct v4l2_capability), the struct being 104 bytes.
-VIDIOC_QUERYCAP = 0x80685600
 
 
-@dataclass(frozen=True, kw_only=True)
-class Check:
-    """One finding.
-
-    :param name: what was checked; :param status: ``ok``, ``warn`` or ``fail``;
-    :param detail: what was found; :param fix: what to do about it (empty when ok).
-    """
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
+#: A finding; kits' doctor checks return the same type (:class:`envkit.kits.Finding`).
+Check = Finding
 
 
 def run(kit: Envkit) -> list[Check]:
@@ -47,8 +32,7 @@ def run(kit: Envkit) -> list[Check]:
     try:
         engine = kit.engine
     except EngineUnavailableError as exc:
-        return [Check(name="engine", status=FAIL, detail=exc.message, fix=exc.fix),
-                *_cameras()]
+        return [Check(name="engine", status=FAIL, detail=exc.message, fix=exc.fix)]
     checks: list[Check] = []
     for probe in (_engine_checks, _image_checks, _leftover_checks):
         try:
@@ -56,7 +40,23 @@ def run(kit: Envkit) -> list[Check]:
         except EnvkitError as exc:
             checks.append(Check(name=probe.__name__.strip("_").replace("_checks", ""),
                                 status=FAIL, detail=exc.message, fix=exc.fix))
-    return [*checks, *_cameras(), *_disk(engine)]
+    return [*checks, *_disk(engine), *_kit_checks(kit)]
+
+
+def _kit_checks(kit: Envkit) -> Iterator[Check]:
+    """Each kit's own checks, after the core's; a failing kit is one finding, not a crash."""
+    try:
+        kits = kit.kits.kits
+    except EnvkitError as exc:
+        yield Check(name="kits", status=FAIL, detail=exc.message, fix=exc.fix)
+        return
+    for each in kits:
+        for check in each.doctor:
+            try:
+                yield from check(kit)
+            except EnvkitError as exc:
+                yield Check(name=f"kit {each.name}", status=FAIL, detail=exc.message,
+                            fix=exc.fix)
 
 
 def _engine_checks(kit: Envkit, engine: Engine) -> Iterator[Check]:
@@ -109,33 +109,6 @@ def _leftover_checks(kit: Envkit, engine: Engine) -> Iterator[Check]:
                     fix="run `envkit gc` (the next test session also removes them)")
     else:
         yield Check(name="leftovers", status=OK, detail="no stacks of dead owners")
-
-
-def _cameras(pattern: str = "/dev/video*") -> list[Check]:
-    devices = sorted(glob.glob(pattern), key=lambda d: (len(d), d))
-    if not devices:
-        return [Check(name="cameras", status=WARN, detail=f"no {pattern}; camera stacks fail",
-                      fix="attach a camera, or `modprobe v4l2loopback` for a virtual one")]
-    return [_query_camera(device) for device in devices]
-
-
-def _query_camera(device: str, ioctl: Callable[..., bytes] = fcntl.ioctl) -> Check:
-    """Ask *device* for its V4L2 capabilities, proving it is a camera we may open."""
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_NONBLOCK)
-    except OSError as exc:
-        return Check(name=f"camera {device}", status=WARN, detail=f"cannot open: {exc.strerror}",
-                     fix=f"add your user to the video group, or check `ls -l {device}`")
-    try:
-        raw = ioctl(fd, VIDIOC_QUERYCAP, bytes(104))
-    except OSError as exc:
-        return Check(name=f"camera {device}", status=WARN,
-                     detail=f"not a V4L2 device ({exc.strerror})", fix="check the driver")
-    finally:
-        os.close(fd)
-    driver, card = (struct.unpack_from(f"{n}s", raw, off)[0].split(b"\0")[0].decode()
-                    for n, off in ((16, 0), (32, 16)))
-    return Check(name=f"camera {device}", status=OK, detail=f"{card} ({driver})")
 
 
 def _disk(engine: Engine) -> list[Check]:

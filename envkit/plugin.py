@@ -1,8 +1,15 @@
-"""pytest plugin: a private stack per xdist worker, fixtures, report header, leak check.
+"""pytest plugin: a private stack per xdist worker, generic fixtures, diagnostics, leak check.
+
+It costs nothing until a test asks for an envkit fixture: at start it imports only
+pytest and envkit's configuration, reads settings and picks the session id, and makes no
+engine call (pytest-xdist's plugin keeps its heavy machinery out of the same way). The
+engine connection, the kits, the dead-owner sweep and the images are made when the first
+fixture needs them; the end-of-run leak check runs only in runs that reached the engine.
 
 The controller picks one session id for the run and hands it to the workers through
-xdist's ``testrunuid``, so every resource of the run carries the same ``envkit.session``
-and the controller can check, after the workers are gone, that none was left behind.
+xdist's ``testrunuid``, so every resource of the run carries the same ``envkit.session``;
+workers report through ``workeroutput`` whether they used the engine, so the controller
+checks for leftovers only then.
 """
 
 from __future__ import annotations
@@ -11,43 +18,37 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, MutableMapping
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from envkit import camera, diagnostics, mediamtx, reaper
 from envkit.config import Settings, sanitize_ident
 from envkit.errors import EngineUnavailableError, EnvkitError
-from envkit.inventory import list_resources
-from envkit.rpc import RpcClient, connect_rpc
-from envkit.runtime import Stack, StackState
-from envkit.session import Envkit, new_session_id
-from envkit.spec import StackSpec
 
-ENVKIT_KEY = pytest.StashKey["Envkit"]()
-STACKS_KEY = pytest.StashKey[list["Stack"]]()
-#: The ``workerinput`` key carrying the controller's MediaMTX choice to the workers.
-MEDIAMTX_INPUT = "envkit_mediamtx"
-StackFactory = Callable[..., Stack]
+if TYPE_CHECKING:
+    from envkit.runtime import Stack
+    from envkit.session import Envkit
+    from envkit.spec import StackSpec
+
+HOLDER_KEY = pytest.StashKey["_Holder"]()
+OPTIONS_KEY = pytest.StashKey[dict[str, str]]()
+USED_OUTPUT = "envkit_used"
+StackFactory = Callable[..., "Stack"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("envkit", "envkit: isolated container stacks per worker")
     group.addoption(
         "--envkit-stack", metavar="NAME|PATH", default=None,
-        help="stack for the envkit_stack fixture: a built-in name or a YAML stack file "
-        "(default: $ENVKIT_STACK, else 'default')",
+        help="stack for the envkit_stack fixture: a kit's stack name or a YAML stack file, "
+        "relative to the rootdir (default: ini envkit_stack, $ENVKIT_STACK, else 'default')",
     )
     group.addoption(
         "--envkit-ready-timeout", metavar="SECONDS", type=float, default=None,
         help="default readiness deadline per service (default: $ENVKIT_READY_TIMEOUT or 60)",
-    )
-    group.addoption(
-        "--envkit-mediamtx", metavar="upstream|standin|IMAGE", default=None,
-        help="MediaMTX image of the default stack (default: $ENVKIT_MEDIAMTX, else the "
-        "upstream image if it can be had, else the locally built stand-in)",
     )
     group.addoption(
         "--envkit-no-leak-check", action="store_true", default=False,
@@ -55,9 +56,59 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--envkit-no-sweep", action="store_true", default=False,
-        help="do not remove dead test runs' stacks at session start "
+        help="do not remove dead test runs' stacks before the first stack "
         "(see `envkit gc`; $ENVKIT_GC_OLDER_THAN also removes any stack that old)",
     )
+    parser.addini("envkit_stack", "stack for envkit_stack: a kit's stack name or a YAML file "
+                  "relative to the rootdir", default=None)
+    parser.addini("envkit_kits", "kits in this project: module:attribute references",
+                  type="linelist", default=[])
+    parser.addini("envkit_project", "namespace of this project's image tags "
+                  "(default: the rootdir's name)", default=None)
+    parser.addini("envkit_base_packages", "Debian packages this project's base image adds",
+                  type="linelist", default=[])
+
+
+def kit_options(config: pytest.Config) -> MutableMapping[str, str]:
+    """Settings a kit's own plugin sets from its options (``Settings.options``).
+
+    Fill it in the kit plugin's ``pytest_configure``; stacks are made after every plugin
+    was configured, so the values are there when a kit's factory reads them.
+    """
+    return config.stash.setdefault(OPTIONS_KEY, {})
+
+
+class _Holder:
+    """The run's settings and ids at once; its :class:`Envkit` only when first needed."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, session: str) -> None:
+        self.config = config
+        self.settings = settings
+        self.session = session
+        self.worker = config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
+        self._kit: Envkit | None = None
+        self._lock = threading.Lock()
+        #: Set on the controller when an xdist worker reports it reached the engine.
+        self.workers_used = False
+
+    @property
+    def made(self) -> Envkit | None:
+        """The Envkit, if any fixture asked for it."""
+        return self._kit
+
+    def kit(self) -> Envkit:
+        from envkit.session import Envkit
+
+        with self._lock:
+            if self._kit is None:
+                settings = replace(self.settings, options=dict(kit_options(self.config)))
+                verbose = self.config.getoption("verbose") > 0
+                self._kit = Envkit(
+                    settings=settings, environ=os.environ, session=self.session,
+                    worker=self.worker, progress=_stderr_line if verbose else None,
+                    sweep=not self.config.getoption("envkit_no_sweep"),
+                )
+            return self._kit
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -70,6 +121,8 @@ def _session_id(config: pytest.Config, settings: Settings) -> str:
     The controller picks it and hands it to workers as xdist's ``testrunuid``, so every
     process of the run labels its resources alike.
     """
+    from envkit.session import new_session_id
+
     if settings.session is not None:
         chosen: str | None = settings.session
     elif _is_worker(config):
@@ -84,52 +137,37 @@ def _session_id(config: pytest.Config, settings: Settings) -> str:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    """Settings from the environment, the command line, and (on a worker) the controller."""
+    """Settings from the environment, the ini file and the command line.
+
+    :raises pytest.UsageError: for an unusable value, with envkit's fix.
+    """
+    root = Path(str(config.rootpath))
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env(os.environ, root=root)
     except EnvkitError as exc:
         raise pytest.UsageError(f"envkit: {exc}") from None
+    changes: dict[str, Any] = {}
+    # The command line, then ENVKIT_STACK, then the ini file, as pytest ranks its own.
     if config.getoption("envkit_stack"):
-        settings = replace(settings, stack=config.getoption("envkit_stack"))
-    if config.getoption("envkit_mediamtx"):
-        settings = replace(settings, mediamtx=config.getoption("envkit_mediamtx"))
+        changes["stack"] = config.getoption("envkit_stack")
+    elif config.getini("envkit_stack") and not os.environ.get("ENVKIT_STACK"):
+        changes["stack"] = config.getini("envkit_stack")
+    if config.getini("envkit_kits"):
+        changes["kits"] = (*settings.kits, *config.getini("envkit_kits"))
+    if config.getini("envkit_project") and not os.environ.get("ENVKIT_PROJECT"):
+        changes["project"] = sanitize_ident(config.getini("envkit_project"), limit=40)
+    if config.getini("envkit_base_packages"):
+        changes["base_packages"] = (*settings.base_packages,
+                                    *config.getini("envkit_base_packages"))
     if config.getoption("envkit_ready_timeout"):
-        settings = replace(settings, ready_timeout=config.getoption("envkit_ready_timeout"))
-    handed = getattr(config, "workerinput", {}).get(MEDIAMTX_INPUT)
-    if handed:
-        settings = replace(settings, mediamtx=handed)
-    return settings
+        changes["ready_timeout"] = config.getoption("envkit_ready_timeout")
+    return replace(settings, **changes)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = _settings(config)
-    worker = config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
-    verbose = config.getoption("verbose") > 0
-    config.stash[ENVKIT_KEY] = Envkit(
-        settings=settings, environ=os.environ, session=_session_id(config, settings),
-        worker=worker, progress=_stderr_line if verbose else None,
-    )
+    config.stash[HOLDER_KEY] = _Holder(config, settings, _session_id(config, settings))
     _terminate_like_interrupt(config)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """On the controller, hand each xdist worker the run's MediaMTX choice.
-
-    Decided once here (it may try a pull) so every worker runs the same MediaMTX, the
-    one the report header names; a worker finds it in ``workerinput`` and makes it its
-    ``mediamtx`` setting. ``optionalhook``: without xdist the hook is simply never called.
-    """
-    kit = node.config.stash[ENVKIT_KEY]
-    if kit.settings.stack != "default" and not kit.settings.mediamtx:
-        return  # no MediaMTX in the configured stack: no pull to try for it
-    try:
-        choice = kit.mediamtx
-    except EngineUnavailableError:
-        return  # each worker reports it, once, where a test needs the engine
-    except EnvkitError:
-        choice = mediamtx.Choice(mediamtx.STANDIN, "the engine refused the check")
-    node.workerinput[MEDIAMTX_INPUT] = mediamtx.setting_for(choice)
 
 
 def _terminate_like_interrupt(config: pytest.Config) -> None:
@@ -156,50 +194,16 @@ def _default_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """On the controller, remove stacks whose owner died (see :func:`envkit.reaper.sweep`)."""
-    config = session.config
-    if _is_worker(config) or config.getoption("envkit_no_sweep"):
-        return
-    kit = config.stash[ENVKIT_KEY]
-    try:
-        older_than = reaper.older_than_from_env(os.environ)
-        swept = reaper.sweep(kit.engine, older_than=older_than)
-    except EngineUnavailableError:
-        return  # the fixtures report it, once, if a test needs the engine
-    except EnvkitError as exc:
-        raise pytest.UsageError(f"envkit: {exc}") from None
-    gone = [s for s in swept if s.verdict.remove]
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if gone and reporter is not None:
-        reporter.write_line(f"envkit: removed {len(gone)} stale stacks: "
-                            + ", ".join(f"{s.stack.stack} ({s.verdict.reason})" for s in gone))
-
-
 def _stderr_line(line: str) -> None:
     sys.__stderr__.write(f"envkit: {line}\n") if sys.__stderr__ else None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    kit = config.stash[ENVKIT_KEY]
-    try:
-        engine = kit.engine
-    except EngineUnavailableError as exc:
-        return [f"envkit: engine unreachable ({exc.cause}); session {kit.session}"]
-    try:
-        spec = kit.spec()
-    except EnvkitError as exc:
-        return [f"envkit: stack {kit.settings.stack!r} invalid: {exc.message}"]
-    images = ", ".join(f"{s.name}={s.image}" for s in spec.services)
-    stack = f"stack {spec.name!r} ({images})"
-    if spec.name == "default":
-        choice = kit.mediamtx
-        stack += f"; MediaMTX: {choice.flavour} ({choice.reason})"
-    return [
-        f"envkit: session {kit.session}, engine {engine.server_version()} "
-        f"(API {engine.api_version}) at {engine.docker_host}, ports on {engine.publish_ip}",
-        f"envkit: {stack}",
-    ]
+    """One line from settings alone: the header must not reach for the engine."""
+    holder = config.stash[HOLDER_KEY]
+    where = holder.settings.docker_host or "the local engine"
+    return [f"envkit: session {holder.session}, stack {holder.settings.stack!r}, "
+            f"project {holder.settings.project!r}, {where} (connected on first use)"]
 
 
 def _kit_or_stop(request: pytest.FixtureRequest) -> Envkit:
@@ -210,7 +214,7 @@ def _kit_or_stop(request: pytest.FixtureRequest) -> Envkit:
     ``session.shouldstop`` is what xdist's workers also honour (``pytest.exit`` in a
     worker would be reported as a crash).
     """
-    kit = request.config.stash[ENVKIT_KEY]
+    kit = request.config.stash[HOLDER_KEY].kit()
     try:
         kit.engine  # noqa: B018 - connecting is the point
         return kit
@@ -220,33 +224,40 @@ def _kit_or_stop(request: pytest.FixtureRequest) -> Envkit:
     pytest.fail(f"envkit: {error}", pytrace=False)
 
 
+def _start(kit: Envkit, spec: StackSpec | str, name: str | None) -> Stack:
+    """Resolve and start a stack, turning envkit's errors into one readable failure."""
+    try:
+        resolved = kit.spec(spec) if isinstance(spec, str) else spec
+        return kit.stack(resolved, name=name)
+    except EnvkitError as exc:
+        pytest.fail(f"envkit: {exc}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def envkit_session(request: pytest.FixtureRequest) -> Envkit:
-    """The worker's :class:`~envkit.session.Envkit`: session id, worker id, engine."""
+    """The worker's :class:`~envkit.session.Envkit`: session id, worker id, engine, kits."""
     return _kit_or_stop(request)
 
 
 @pytest.fixture(scope="session")
 def envkit_stack(envkit_session: Envkit) -> Iterator[Stack]:
-    """The configured default stack, started once per worker and shared by its tests."""
-    spec = envkit_session.spec()
-    with envkit_session.stack(spec, name=spec.name) as stack:
+    """The configured stack, started once per worker and shared by its tests."""
+    stack = _start(envkit_session, envkit_session.settings.stack, None)
+    with stack:
         yield stack
 
 
 @pytest.fixture
-def envkit_stack_factory(
-    envkit_session: Envkit, request: pytest.FixtureRequest
-) -> Iterator[StackFactory]:
+def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
     """Start fresh stacks from any spec; all of them are removed after the test.
 
-    Call it as ``envkit_stack_factory(spec)`` or ``envkit_stack_factory("demo")``.
+    Call it as ``envkit_stack_factory(spec)``, ``envkit_stack_factory("stack.yml")`` or
+    with a kit's stack name.
     """
-    started = request.node.stash.setdefault(STACKS_KEY, [])
+    started: list[Stack] = []
 
     def start(spec: StackSpec | str, *, name: str | None = None) -> Stack:
-        resolved = envkit_session.spec(spec) if isinstance(spec, str) else spec
-        stack = envkit_session.stack(resolved, name=name)
+        stack = _start(envkit_session, spec, name)
         started.append(stack)
         return stack.up()
 
@@ -261,39 +272,68 @@ def envkit_stack_factory(
         raise errors[0]
 
 
-@pytest.fixture
-def envkit_rpc(envkit_stack: Stack) -> Iterator[RpcClient]:
-    """A JSON-RPC client connected to the worker's camera service, authenticated as admin.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Remember how many stacks existed before *item*, to know which it made."""
+    kit = item.config.stash[HOLDER_KEY].made
+    item.stash[_BEFORE_KEY] = len(kit.made) if kit is not None else 0
+    return (yield)
 
-    For another role, use ``connect_rpc(camera.ws_url(stack), stack.token(role))``.
-    """
-    with connect_rpc(camera.ws_url(envkit_stack), envkit_stack.token("admin")) as client:
-        yield client
+
+_BEFORE_KEY = pytest.StashKey[int]()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the state and logs of the stacks a failed test used to its report."""
+    """Attach the state and logs of every stack a failed test used, however it was made.
+
+    A test used a stack when it received one through any fixture, or when one was made
+    while it ran (by a factory, a fixture of its own, or ``Envkit.stack`` directly).
+    """
     report = yield
-    if report.failed and report.when in ("setup", "call"):
-        shared = item.funcargs.get("envkit_stack") if hasattr(item, "funcargs") else None
-        stacks = [*([shared] if isinstance(shared, Stack) else []),
-                  *item.stash.get(STACKS_KEY, [])]
-        for stack in stacks:
-            if stack.state is StackState.UP:
-                report.sections.append((f"envkit stack {stack.id}", diagnostics.describe(stack)))
+    kit = item.config.stash[HOLDER_KEY].made
+    if kit is None or not report.failed or report.when not in ("setup", "call"):
+        return report
+    from envkit import diagnostics
+    from envkit.runtime import Stack, StackState
+
+    args = getattr(item, "funcargs", {})
+    used = [v for v in args.values() if isinstance(v, Stack)]
+    used += [s for s in kit.made[item.stash.get(_BEFORE_KEY, 0):] if s not in used]
+    for stack in used:
+        if stack.state is StackState.UP:
+            report.sections.append((f"envkit stack {stack.id}", diagnostics.describe(stack)))
     return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the controller: note that a worker used the engine (xdist's ``workeroutput``)."""
+    if getattr(node, "workeroutput", {}).get(USED_OUTPUT):
+        node.config.stash[HOLDER_KEY].workers_used = True
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """On the controller, after every worker tore down, fail the run if anything leaked."""
+    """After every worker tore down, fail the run if this session left anything behind."""
     config = session.config
-    if _is_worker(config) or config.getoption("envkit_no_leak_check"):
+    holder = config.stash[HOLDER_KEY]
+    used = holder.made is not None and holder.made.connected
+    if _is_worker(config):
+        config.workeroutput[USED_OUTPUT] = used  # type: ignore[attr-defined]
         return
-    kit = config.stash[ENVKIT_KEY]
+    if config.getoption("envkit_no_leak_check"):
+        return
+    if not (used or holder.workers_used):
+        return  # no process of this run reached the engine: nothing can have leaked
+    _leak_check(session, holder.kit())
+
+
+def _leak_check(session: pytest.Session, kit: Envkit) -> None:
+    from envkit.inventory import list_resources
+
     try:
         leaked = list_resources(kit.engine.client, session=kit.session)
     except EngineUnavailableError:

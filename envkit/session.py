@@ -1,25 +1,32 @@
-"""One run's view of envkit: its ids, its engine connection and its image builder.
+"""One run's view of envkit: its ids, its engine connection, its kits and its image builder.
 
 The pytest plugin, the CLI and plain scripts all start stacks through this object, so
 they share one way to connect (and fail), one image cache and one labelling scheme.
+Everything costly (the engine connection, loading kits, the dead-owner sweep) happens on
+first use, not at construction: the plugin makes one for every pytest run.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from envkit import mediamtx
-from envkit._engine import Engine, connect
 from envkit.config import SESSION_MAX, Settings, sanitize_ident
-from envkit.errors import EngineUnavailableError
-from envkit.images import ImageBuilder
-from envkit.runtime import Stack
-from envkit.spec import StackSpec
-from envkit.stacks import load_stack
+from envkit.errors import EngineUnavailableError, EnvkitError
+from envkit.kits import Registry
 
+if TYPE_CHECKING:
+    from envkit._engine import Engine
+    from envkit.images import ImageBuilder
+    from envkit.runtime import Stack
+    from envkit.spec import StackSpec
+
+T = TypeVar("T")
 NAME_MAX = 80  # a spec name (63 chars) plus its instance number: never cut to one id
 
 
@@ -32,10 +39,13 @@ class Envkit:
     """Factory of stacks for one session and worker, connected to the engine lazily.
 
     :param settings: resolved configuration.
-    :param environ: the environment to connect with (``DOCKER_HOST`` and TLS variables).
+    :param environ: the environment to connect with (``DOCKER_HOST`` and TLS variables)
+        and to interpolate stack files with.
     :param session: the run's id, shared by every worker of the run.
     :param worker: the xdist worker id, ``main`` outside xdist.
     :param progress: receives image-build progress lines; ``None`` builds quietly.
+    :param sweep: before this session's first stack, remove stacks of dead owners (once
+        per session across its processes; see :func:`envkit.reaper.sweep`).
     """
 
     def __init__(
@@ -46,26 +56,31 @@ class Envkit:
         session: str,
         worker: str = "main",
         progress: Callable[[str], None] | None = None,
+        sweep: bool = False,
     ) -> None:
         self.settings = settings
         self.session = sanitize_ident(session, limit=SESSION_MAX)
         self.worker = sanitize_ident(worker, limit=16)
-        self._environ = dict(environ)
+        self.environ: Mapping[str, str] = dict(environ)
         self._progress = progress
+        self._sweep = sweep
         self._engine: Engine | None = None
         self._engine_error: EngineUnavailableError | None = None
         self._builder: ImageBuilder | None = None
-        self._mediamtx: mediamtx.Choice | None = None
-        self._lock = threading.Lock()
+        self._kits: Registry | None = None
+        self._memo: dict[str, Any] = {}
+        self._lock = threading.RLock()
         self._counter = itertools.count(1)
+        #: Every stack this object made, in order (the plugin's diagnostics read it).
+        self.made: list[Stack] = []
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str], *, worker: str = "main",
+        cls, environ: Mapping[str, str], *, worker: str = "main", root: Path | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> Envkit:
         """Build from the environment; ``ENVKIT_SESSION`` names the session if set."""
-        settings = Settings.from_env(environ)
+        settings = Settings.from_env(environ, root=root)
         return cls(settings=settings, environ=environ,
                    session=settings.session or new_session_id(), worker=worker,
                    progress=progress)
@@ -76,12 +91,14 @@ class Envkit:
 
         :raises EngineUnavailableError: the same error on every call once it failed.
         """
+        from envkit._engine import connect
+
         with self._lock:
             if self._engine_error is not None:
                 raise self._engine_error
             if self._engine is None:
                 try:
-                    self._engine = connect(self._environ,
+                    self._engine = connect(self.environ,
                                            host_override=self.settings.host_address)
                 except EngineUnavailableError as exc:
                     self._engine_error = exc
@@ -89,35 +106,67 @@ class Envkit:
             return self._engine
 
     @property
+    def connected(self) -> bool:
+        """Whether the engine was reached (the plugin's leak check runs only then)."""
+        return self._engine is not None
+
+    @property
     def images(self) -> ImageBuilder:
         """The image builder shared by every stack of this run."""
+        from envkit.images import ImageBuilder
+
         engine = self.engine
         with self._lock:
             if self._builder is None:
+                s = self.settings
                 self._builder = ImageBuilder(
-                    client=engine.client,
-                    images_dir=self.settings.images_dir,
-                    lock_dir=self.settings.lock_dir,
-                    base_suite=self.settings.base_suite,
-                    progress=self._progress,
+                    client=engine.client, root=s.root, project=s.project,
+                    lock_dir=s.lock_dir, cache_dir=s.cache_dir, base_suite=s.base_suite,
+                    base_packages=s.base_packages, progress=self._progress,
                 )
             return self._builder
 
     @property
-    def mediamtx(self) -> mediamtx.Choice:
-        """The MediaMTX image this run uses, decided once (may try a short pull)."""
-        client = self.engine.client
+    def kits(self) -> Registry:
+        """The run's kits, loaded on first use."""
         with self._lock:
-            if self._mediamtx is None:
-                self._mediamtx = mediamtx.choose(client, self.settings.mediamtx)
-            return self._mediamtx
+            if self._kits is None:
+                self._kits = Registry.load(self.settings)
+            return self._kits
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """Compute *make* once per run and process; kits keep their choices here."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = make()
+            value: T = self._memo[key]
+            return value
 
     def spec(self, ref: str | None = None) -> StackSpec:
-        """The stack spec named *ref*, or the configured default."""
+        """The stack spec named *ref* (a kit's stack or a YAML file), or the configured one.
+
+        A file path resolves against the project root; a fresh spec (with fresh generated
+        secrets) is made on every call, so each stack instance gets its own.
+
+        :raises EnvkitError: when *ref* is neither, listing the kit stacks that exist.
+        """
+        from envkit.stackfile import load_stack_file
+
         ref = ref or self.settings.stack
-        if ref == "default":
-            return load_stack(ref, mediamtx_image=self.mediamtx.image)
-        return load_stack(ref)
+        if self.kits.has_stack(ref):
+            return self.kits.stack(ref, self)
+        path = Path(ref)
+        if not path.is_absolute():
+            path = self.settings.root / path
+        if path.suffix in {".yml", ".yaml"} and path.is_file():
+            return load_stack_file(path, environ=self.environ,
+                                   services=lambda name, opts: self.kits.block(name, self, opts))
+        raise EnvkitError(
+            f"no stack {ref!r}: not a kit's stack ({', '.join(self.kits.stack_names) or 'none'})"
+            f" and not a .yml/.yaml file under {self.settings.root}",
+            fix="pass a stack name or the path of a stack file (--envkit-stack, ini "
+            "envkit_stack, ENVKIT_STACK)",
+        )
 
     def stack_id(self, name: str) -> str:
         """The identifier of this worker's stack instance called *name*."""
@@ -131,8 +180,35 @@ class Envkit:
         :param name: the instance name; by default ``<spec>-<n>``, numbered so that one
             worker can run several instances of a spec at once.
         """
+        from envkit.runtime import Stack
+
+        self._sweep_once()
         if name is None:
             name = f"{spec.name}-{next(self._counter)}"
-        return Stack(spec, engine=self.engine, images=self.images, session=self.session,
+        made = Stack(spec, engine=self.engine, images=self.images, session=self.session,
                      worker=self.worker, name=sanitize_ident(name, limit=NAME_MAX),
                      ready_timeout=self.settings.ready_timeout, detached=detached)
+        with self._lock:
+            self.made.append(made)
+        return made
+
+    def _sweep_once(self) -> None:
+        """Remove dead owners' stacks before the session's first stack, in one process.
+
+        Every worker of a session may get here first; an exclusively created marker file
+        per session elects one of them, so the engine is swept once, not once per worker.
+        """
+        if not self._sweep:
+            return
+        self._sweep = False
+        from envkit import reaper
+
+        marker = self.settings.cache_dir / "sweeps" / self.session
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        except OSError:
+            pass  # no cache directory to coordinate in: sweeping twice is only slower
+        reaper.sweep(self.engine, older_than=reaper.older_than_from_env(self.environ))

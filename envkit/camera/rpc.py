@@ -14,17 +14,24 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from envkit.errors import EnvkitError
+
 Message = dict[str, Any]
 
 
-class RpcError(Exception):
+class RpcError(EnvkitError):
     """The server answered a call with a JSON-RPC error object."""
 
     def __init__(self, method: str, error: Message) -> None:
         self.method = method
         self.code = int(error.get("code", 0))
         self.error = error
-        super().__init__(f"{method}: error {self.code}: {error.get('message')}")
+        super().__init__(f"{method}: error {self.code}: {error.get('message')}",
+                         fix="see the camera service contract for this method's errors")
+
+
+class RpcTimeoutError(EnvkitError, TimeoutError):
+    """No matching notification arrived in time; the message lists what came instead."""
 
 
 class RpcClient:
@@ -82,7 +89,8 @@ class RpcClient:
             seen.append(message)
             if "id" not in message:
                 self.notifications.append(message)  # kept for a later wait
-        raise TimeoutError(f"no matching notification within {timeout}s; saw {seen}")
+        raise RpcTimeoutError(f"no matching notification within {timeout}s; saw {seen}",
+                              fix="check that the action causes the notification, or wait longer")
 
 
 @contextmanager

@@ -1,9 +1,11 @@
-"""Which MediaMTX a stack runs: the upstream image where it can be had, else the stand-in.
+"""MediaMTX as a building block: the upstream image where it can be had, else the stand-in.
 
 An explicit choice (``ENVKIT_MEDIAMTX`` or ``--envkit-mediamtx``: ``upstream``,
 ``standin``, or an upstream image reference) always wins. Otherwise the upstream image is
 used if the engine has it or can pull it within a few seconds, and the locally built
-stand-in (``images/mediamtx-standin``) everywhere else, such as on registry-less hosts.
+stand-in (``contexts/mediamtx-standin``, shipped in the wheel) everywhere else, such as
+on registry-less hosts. The choice is made once per run and process, when the first stack
+that runs MediaMTX is made (:func:`chosen`).
 """
 
 from __future__ import annotations
@@ -11,15 +13,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import docker
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from envkit.errors import EngineError
-from envkit.images import find_image
+from envkit.camera.settings import SETTING, SETTING_ENV
+from envkit.errors import EngineError, SpecError
 from envkit.readiness import Http, LogLine
 from envkit.spec import Build, ServiceSpec
 
+if TYPE_CHECKING:
+    from envkit.kits import KitContext
+
 UPSTREAM_IMAGE = "bluenviron/mediamtx:1.20.1-ffmpeg"
-STANDIN = Build(name="mediamtx-standin")
+#: The build contexts the camera kit ships as package data.
+CONTEXTS = Path(__file__).resolve().parent / "contexts"
+#: Tags of the kit's images are shared by every project on the engine.
+NAMESPACE = "camera-kit"
+#: Debian packages of the kit's base: what the stand-in and the camera service import.
+PACKAGES = ("ffmpeg", "python3-aiohttp", "python3-websockets", "python3-jwt", "python3-yaml")
+STANDIN = Build(name="mediamtx-standin", context=CONTEXTS / "mediamtx-standin",
+                namespace=NAMESPACE, packages=PACKAGES)
 PORTS = (8554, 9997, 8888, 8889)
 READY = (LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/paths/list"))
 
@@ -43,14 +56,17 @@ def upstream(image: str = UPSTREAM_IMAGE) -> Build:
     The pinned default is the Dockerfile's own ``ARG`` default and is not passed as a
     build arg, so the tag is the one ``envkit images`` computes for ``images/mediamtx``.
     """
-    return Build(name="mediamtx",
+    return Build(name="mediamtx", context=CONTEXTS / "mediamtx", namespace=NAMESPACE,
                  args={} if image == UPSTREAM_IMAGE else {"MEDIAMTX_IMAGE": image})
 
 
-def choose(
-    client: docker.DockerClient, setting: str | None, *, pull_timeout: float = 5.0
-) -> Choice:
-    """Decide the MediaMTX image, consulting the engine only when nothing was chosen."""
+def choose(client: Any, setting: str | None, *, pull_timeout: float = 5.0) -> Choice:
+    """Decide the MediaMTX image, consulting the engine only when nothing was chosen.
+
+    :param client: a ``docker.DockerClient``.
+    """
+    from envkit.images import find_image
+
     if setting == "standin":
         return Choice(STANDIN, "chosen by setting")
     if setting:
@@ -68,14 +84,27 @@ def choose(
     return Choice(STANDIN, f"{UPSTREAM_IMAGE} not pulled within {pull_timeout:g}s")
 
 
-def setting_for(choice: Choice) -> str:
-    """The ``mediamtx`` setting that makes :func:`choose` return *choice* without a pull.
+def chosen(ctx: KitContext) -> Choice:
+    """The run's MediaMTX: ``--envkit-mediamtx``, else ``ENVKIT_MEDIAMTX``, else a probe.
 
-    The controller hands it to xdist workers, so that every worker runs the same MediaMTX.
+    Decided on first use and remembered for the run, so every stack of a process runs the
+    same MediaMTX, and a run whose stacks have none never probes the engine for it.
     """
-    if choice.image == STANDIN:
-        return "standin"
-    return choice.image.args.get("MEDIAMTX_IMAGE", UPSTREAM_IMAGE)
+    setting = ctx.settings.options.get(SETTING) or ctx.environ.get(SETTING_ENV) or None
+    return ctx.memo("camera.mediamtx", lambda: choose(ctx.engine.client, setting))
+
+
+def block(ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
+    """The ``mediamtx`` block of stack files: ``use: mediamtx`` (options: ``name``).
+
+    :raises SpecError: for an option the block does not take.
+    """
+    unknown = sorted(set(options) - {"name"})
+    if unknown:
+        raise SpecError(stack=None, service=None, field=f"with.{unknown[0]}",
+                        value=options[unknown[0]], problem="not an option of block 'mediamtx'",
+                        fix="the mediamtx block takes: name")
+    return service(chosen(ctx).image, name=str(options.get("name", "mediamtx")))
 
 
 def service(

@@ -11,6 +11,8 @@ import time
 
 import jwt
 
+from envkit.errors import EnvkitError
+
 JWT_SECRET_ENV = "CAMERA_SERVICE_JWT_SECRET"
 ROLES = ("viewer", "operator", "admin")
 
@@ -23,10 +25,10 @@ def new_secret() -> str:
 def mint_token(secret: str, role: str, *, ttl: float = 3600.0, user_id: str = "envkit") -> str:
     """An HS256 JWT with the contract's claims ``user_id``, ``role``, ``iat``, ``exp``.
 
-    :raises ValueError: for a role outside viewer, operator, admin.
+    :raises EnvkitError: for a role outside viewer, operator, admin.
     """
     if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        raise EnvkitError(f"unknown role {role!r}", fix=f"use one of {', '.join(ROLES)}")
     now = int(time.time())
     claims = {"user_id": user_id, "role": role, "iat": now, "exp": now + int(ttl)}
     return jwt.encode(claims, secret, algorithm="HS256")

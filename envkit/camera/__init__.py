@@ -1,0 +1,48 @@
+"""envkit's camera kit: MediaMTX (upstream or stand-in), the reference camera service, the
+``default`` stack, JWTs for it, and a JSON-RPC client, on top of envkit's generic core.
+
+It reaches the core only through public extension points (a :class:`envkit.Kit` under the
+``envkit.kits`` entry point, and a pytest plugin of its own), the ones a team's kit uses.
+Names are re-exported lazily, so importing the package imports no docker, websockets or jwt.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "KIT": "envkit.camera.kit",
+    "RpcClient": "envkit.camera.rpc",
+    "RpcError": "envkit.camera.rpc",
+    "RpcTimeoutError": "envkit.camera.rpc",
+    "connect_rpc": "envkit.camera.rpc",
+    "mint_token": "envkit.camera.auth",
+    "new_secret": "envkit.camera.auth",
+    "Choice": "envkit.camera.mediamtx",
+    "STANDIN": "envkit.camera.mediamtx",
+    "UPSTREAM_IMAGE": "envkit.camera.mediamtx",
+    "chosen": "envkit.camera.mediamtx",
+    "mediamtx_service": "envkit.camera.mediamtx",
+    "upstream": "envkit.camera.mediamtx",
+    "camera_service": "envkit.camera.stack",
+    "default_stack": "envkit.camera.stack",
+    "health_url": "envkit.camera.stack",
+    "hls_url": "envkit.camera.stack",
+    "rtsp_url": "envkit.camera.stack",
+    "token": "envkit.camera.stack",
+    "ws_url": "envkit.camera.stack",
+}
+_RENAMED = {"mediamtx_service": "service"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'envkit.camera' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
+
+
+def __dir__() -> list[str]:
+    return __all__
