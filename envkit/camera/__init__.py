@@ -1,5 +1,7 @@
-"""envkit's camera kit: MediaMTX (upstream or stand-in), the reference camera service, the
-``default`` stack, JWTs for it, and a JSON-RPC client, on top of envkit's generic core.
+"""envkit's camera kit, on top of envkit's generic core.
+
+MediaMTX (upstream or stand-in), the reference camera service, the ``default`` stack,
+JWTs for it, and a JSON-RPC client.
 
 It reaches the core only through public extension points (a :class:`envkit.Kit` under the
 ``envkit.kits`` entry point, and a pytest plugin of its own), the ones a team's kit uses.
@@ -35,7 +37,28 @@ _EXPORTS = {
 }
 _RENAMED = {"mediamtx_service": "service"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "KIT",
+    "STANDIN",
+    "UPSTREAM_IMAGE",
+    "Choice",
+    "RpcClient",
+    "RpcError",
+    "RpcTimeoutError",
+    "camera_service",
+    "chosen",
+    "connect_rpc",
+    "default_stack",
+    "health_url",
+    "hls_url",
+    "mediamtx_service",
+    "mint_token",
+    "new_secret",
+    "rtsp_url",
+    "token",
+    "upstream",
+    "ws_url",
+]
 
 
 def __getattr__(name: str) -> Any:

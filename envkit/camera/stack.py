@@ -1,5 +1,7 @@
-"""The camera service block, the ``default`` stack (MediaMTX plus a camera service), and
-the URLs and tokens tests need from a stack that runs them."""
+"""The camera service block, the ``default`` stack, and what tests need from them.
+
+The default stack is MediaMTX plus a camera service; tests need its URLs and tokens.
+"""
 
 from __future__ import annotations
 
@@ -58,8 +60,10 @@ _BLOCK_OPTIONS = ("name", "mediamtx", "synthetic", "secret")
 
 
 def block(ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
-    """The ``camera-service`` block of stack files (options: name, mediamtx, synthetic,
-    secret; by default a fresh secret and one synthetic camera, no host devices).
+    """The ``camera-service`` block of stack files.
+
+    Options: name, mediamtx, synthetic, secret; by default a fresh secret and one
+    synthetic camera, no host devices.
 
     :raises SpecError: for an option the block does not take.
     """
