@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-COMPOSE = Path(__file__).parents[2] / "compose" / "docker-compose.yml"
+COMPOSE = Path(__file__).parents[2] / "envkit" / "camera" / "compose" / "docker-compose.yml"
 
 
 def test_every_service_has_no_new_privileges_init_and_loopback_ports() -> None:
