@@ -1,96 +1,135 @@
-"""The build context of one image: which files it holds, their hash, and their tarball.
+"""The build context of one image: which entries it holds, their hash, and their tarball.
 
-Kept apart from the engine code because it is pure: the same file list is hashed into the tag
-and sent to the engine, so a tag always describes exactly what was built.
+Kept apart from the engine code because it is pure. The entry list comes from docker-py's
+own ``.dockerignore`` matcher (:func:`docker.utils.build.exclude_paths`, a port of the
+engine's), and the tarball from its :func:`~docker.utils.build.create_archive`, so the
+context is what ``docker build`` would send: a symlink is sent as a symlink entry (one to a
+directory is not followed), and it is hashed as its target path. The same list is hashed
+into the tag and packed for the engine, so a tag always describes exactly what was built.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import tarfile
+import stat
+import tempfile
 from collections.abc import Mapping, Sequence
-from fnmatch import fnmatch
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
-_SKIP_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".pytest_cache"})
-_SKIP_SUFFIXES = (".pyc", ".pyo")
+from docker.utils.build import create_archive, exclude_paths
+
+#: Tool caches that change on every local run; prepended to the user's ``.dockerignore``
+#: (where a ``!`` line can still bring them back) so running tests does not churn tags.
+IMPLICIT_IGNORES = (
+    "**/__pycache__", "**/*.pyc", "**/*.pyo", ".git",
+    "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache",
+)  # fmt: skip
+#: Where a Dockerfile from outside the context goes in the tarball.
+OUTSIDE_DOCKERFILE = ".envkit.Dockerfile"
 #: Bump when the serialization below changes, so old tags are not mistaken for new ones.
-_HASH_VERSION = b"envkit-context-v1\0"
+_HASH_VERSION = b"envkit-context-v2\0"
 
 
-def _ignore_patterns(context: Path) -> list[str]:
-    """Read ``.dockerignore`` minimally: plain glob lines; ``!`` exceptions are not honoured."""
-    path = context / ".dockerignore"
-    if not path.is_file():
-        return []
-    lines = (line.strip() for line in path.read_text().splitlines())
-    return [ln.strip("/") for ln in lines if ln and not ln.startswith(("#", "!"))]
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """One build context, listed: what is hashed is what is sent.
 
-
-def _ignored(rel: str, patterns: Sequence[str]) -> bool:
-    parts = rel.split("/")
-    if rel.endswith(_SKIP_SUFFIXES) or _SKIP_DIRS.intersection(parts[:-1]):
-        return True
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(fnmatch(p, pat) or fnmatch(parts[-1], pat) for pat in patterns for p in prefixes)
-
-
-def context_files(context: Path) -> tuple[str, ...]:
-    """List the build context as sorted POSIX paths relative to ``context``.
-
-    The same list is hashed and sent to the engine, so the tag describes exactly what was
-    built. Caches (``__pycache__``, ``*.pyc``) are dropped: they change on every run.
-
-    :param context: the directory holding the Dockerfile.
+    :param root: the context directory.
+    :param entries: paths relative to *root* (files, directories, symlinks), sorted.
+    :param dockerfile: the Dockerfile's name inside the tarball, as the API wants it.
+    :param extra: files added to the tarball that are not under *root* (name -> text).
     """
-    patterns = _ignore_patterns(context)
-    found: list[str] = []
-    for root, dirs, files in os.walk(context):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        for fname in files:
-            rel = (Path(root) / fname).relative_to(context).as_posix()
-            if rel in ("Dockerfile", ".dockerignore") or not _ignored(rel, patterns):
-                found.append(rel)
-    return tuple(sorted(found))
+
+    root: Path
+    entries: tuple[str, ...]
+    dockerfile: str
+    extra: Mapping[str, str]
+
+
+def ignore_patterns(context: Path) -> list[str]:
+    """The implicit cache patterns followed by the context's ``.dockerignore`` lines.
+
+    Lines are read as docker-py's ``APIClient.build`` reads them (blank and ``#`` lines
+    dropped); matching them is left to docker-py.
+    """
+    patterns = list(IMPLICIT_IGNORES)
+    path = context / ".dockerignore"
+    if path.is_file():
+        lines = (line.strip() for line in path.read_text().splitlines())
+        patterns += [line for line in lines if line and not line.startswith("#")]
+    return patterns
+
+
+def list_context(context: Path, dockerfile: Path) -> Context:
+    """List ``context`` as ``docker build`` would send it, with ``dockerfile`` in it.
+
+    :param context: the build context directory (absolute).
+    :param dockerfile: the Dockerfile (absolute); when outside *context* it is carried
+        under :data:`OUTSIDE_DOCKERFILE`, as the docker CLI does for ``-f ../x``.
+    """
+    inside = _relative_inside(dockerfile, context)
+    name = inside if inside is not None else OUTSIDE_DOCKERFILE
+    entries = sorted(exclude_paths(str(context), ignore_patterns(context), dockerfile=name))
+    extra = {} if inside is not None else {OUTSIDE_DOCKERFILE: dockerfile.read_text()}
+    return Context(root=context, entries=tuple(entries), dockerfile=name, extra=extra)
+
+
+def _relative_inside(path: Path, root: Path) -> str | None:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return None
 
 
 def hash_context(
-    context: Path, files: Sequence[str], *, args: Mapping[str, str], base_id: str
+    ctx: Context, *, args: Mapping[str, str], base: str, extra: Sequence[str] = ()
 ) -> str:
     """Return the sha256 hex digest naming one build's inputs.
 
     Each field is length-prefixed so no two different inputs can serialize alike.
 
-    :param context: the build context directory.
-    :param files: paths from :func:`context_files`.
+    :param ctx: the listed context.
     :param args: the build args as sent to the engine.
-    :param base_id: image ID of the resolved base ("" when the Dockerfile has none to resolve),
-        so rebuilding the base rebuilds everything on top of it.
+    :param base: identity of the resolved base ("" when there is none to resolve), so
+        rebuilding the base rebuilds everything on top of it.
+    :param extra: further inputs (target stage, requirements digest, ...).
     """
     digest = hashlib.sha256(_HASH_VERSION)
 
     def put(data: bytes) -> None:
         digest.update(len(data).to_bytes(8, "big") + data)
 
-    for rel in sorted(files):
-        path = context / rel
+    for rel in ctx.entries:
+        if rel in ctx.extra:
+            continue  # overridden in the tarball, as create_archive does
+        path = ctx.root / rel
         st = path.lstat()
         put(rel.encode())
-        put(f"{st.st_mode & 0o777:o}".encode())
-        put(os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
+        put(f"{st.st_mode:o}".encode())  # type bits too: a file and a link never agree
+        if stat.S_ISLNK(st.st_mode):
+            put(os.readlink(path).encode())
+        elif stat.S_ISREG(st.st_mode):
+            put(path.read_bytes())
+    for name in sorted(ctx.extra):
+        put(f"extra:{name}".encode())
+        put(ctx.extra[name].encode())
+    put(f"dockerfile:{ctx.dockerfile}".encode())
     for key in sorted(args):
         put(f"arg:{key}={args[key]}".encode())
-    put(f"base:{base_id}".encode())
+    put(f"base:{base}".encode())
+    for item in extra:
+        put(f"extra-input:{item}".encode())
     return digest.hexdigest()
 
 
-def context_tar(context: Path, files: Sequence[str]) -> io.BytesIO:
-    """Pack exactly ``files`` as the build context, so the engine sees what was hashed."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel in files:
-            tar.add(context / rel, arcname=rel, recursive=False)
-    buf.seek(0)
-    return buf
+def context_tar(ctx: Context) -> IO[bytes]:
+    """Pack exactly the listed entries (and extra files), so the engine sees what was hashed."""
+    # The caller closes it once the engine has read it (a context can be large: not in RAM).
+    fileobj: Any = tempfile.TemporaryFile()  # noqa: SIM115
+    return create_archive(  # type: ignore[no-any-return]
+        root=str(ctx.root), files=list(ctx.entries), fileobj=fileobj,
+        extra_files=sorted(ctx.extra.items()),
+    )  # fmt: skip

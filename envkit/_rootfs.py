@@ -10,7 +10,6 @@ tarball can never be mistaken for a good base.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from importlib.resources import files
 from typing import IO, Any
 
 import requests
@@ -31,30 +30,32 @@ BASE_CHANGES = ('CMD ["python3"]', "ENV LANG=C.UTF-8")
 _CHUNK = 1 << 20
 
 
-def read_packages(path: Path) -> tuple[str, ...]:
-    """Read the base's package list: names separated by whitespace, ``#`` comments.
+def parse_packages(text: str, *, source: str) -> tuple[str, ...]:
+    """Read a package list: names separated by whitespace, ``#`` comments; sorted, unique.
 
-    :param path: ``images/base/packages.txt``.
-    :raises ImageError: the file is missing or names no package.
+    :param text: the list's contents.
+    :param source: where it came from, for the error message.
+    :raises ImageError: it names no package.
     """
-    if not path.is_file():
-        raise ImageError(
-            image="envkit/base",
-            problem=f"no package list at {path}",
-            fix="restore images/base/packages.txt (one Debian package per line), or pass the "
-            "project's images directory",
-        )
-    names = {
-        word for line in path.read_text().splitlines() for word in line.split("#", 1)[0].split()
-    }
+    names = {word for line in text.splitlines() for word in line.split("#", 1)[0].split()}
     if not names:
-        raise ImageError(image="envkit/base", problem=f"{path} lists no package", fix="add some")
+        raise ImageError(image="envkit/base", problem=f"{source} lists no package",
+                         fix="name at least python3")
     return tuple(sorted(names))
 
 
-def packages_digest(packages: Sequence[str]) -> str:
-    """Return the sha256 of the package *set*, so comment or order edits cost no rebuild."""
-    return hashlib.sha256("\n".join(sorted(set(packages))).encode()).hexdigest()
+def core_packages() -> tuple[str, ...]:
+    """Envkit's minimal base list, shipped as package data (``envkit/base/packages.txt``).
+
+    :raises ImageError: the installed envkit lacks the file (a broken install).
+    """
+    resource = files("envkit").joinpath("base/packages.txt")
+    try:
+        text = resource.read_text()
+    except OSError as exc:
+        raise ImageError(image="envkit/base", problem=f"no package list in the envkit "
+                         f"package ({resource}): {exc}", fix="reinstall envkit") from exc
+    return parse_packages(text, source="envkit/base/packages.txt")
 
 
 def bootstrap_and_import(
@@ -65,10 +66,12 @@ def bootstrap_and_import(
     packages: Sequence[str],
     changes: Sequence[str],
     progress: Callable[[str], None],
+    tag: str = "",
 ) -> str:
     """Bootstrap ``suite`` with ``packages`` and import it; return the new image's ID.
 
     :param api: the low-level ``docker.APIClient``.
+    :param tag: the tag the caller will give the image, for error messages.
     :param suite: Debian suite, e.g. ``bookworm``.
     :param mirror: Debian mirror URL.
     :param packages: packages to include.
@@ -85,7 +88,7 @@ def bootstrap_and_import(
 
     def fail(reason: str) -> ImageBuildError:
         return ImageBuildError(
-            image=f"envkit/base:{suite}", context=f"debian {suite} from {mirror}",
+            image=tag or f"envkit/base:{suite}", context=f"debian {suite} from {mirror}",
             reason=reason, build_log=log,
         )  # fmt: skip
 

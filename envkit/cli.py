@@ -19,13 +19,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from envkit import _table, doctor, imageset, labels, reaper
+from envkit._teardown import teardown
 from envkit.errors import EnvkitError, StackNotFoundError
-from envkit.images import BuildRef, ImageBuilder
+from envkit.images import ImageBuilder
 from envkit.imageset import list_images, prune_images
 from envkit.inventory import list_stacks
-from envkit._teardown import teardown
 from envkit.runtime import Stack
 from envkit.session import Envkit
+from envkit.spec import Build
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CommandFn = Callable[[argparse.Namespace, Envkit], int]
@@ -69,9 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"also remove any stack this old: 30s, 10m, 2h, 1d "
                     f"(default: ${reaper.GC_OLDER_THAN_ENV})")
     gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
-    images = sub.add_parser("images", help="build, list or prune envkit/<name>:<hash> images")
+    images = sub.add_parser(
+        "images", help="build, list or prune this project's envkit/<project>/<name>:<hash> images")
     images.add_argument("action", nargs="?", choices=("ls", "build", "prune"), default="ls")
-    images.add_argument("names", nargs="*", metavar="NAME", help="images/<NAME> to build")
+    images.add_argument("names", nargs="*", metavar="NAME",
+                        help="images/<NAME> under the project root to build (default: all)")
+    images.add_argument("--all", action="store_true",
+                        help="ls/prune every envkit image on the engine, not only this project's")
     sub.add_parser("doctor", help="check engine, images, cameras and disk; say how to fix")
     return parser
 
@@ -179,48 +184,46 @@ def cmd_gc(args: argparse.Namespace, kit: Envkit) -> int:
 
 
 def _buildable(kit: Envkit) -> list[str]:
-    """Every image directory, less the upstream MediaMTX flavour where it cannot be had."""
-    names = imageset.image_names(kit.settings.images_dir)
-    if kit.mediamtx.flavour == "standin":
-        _err(f"envkit: skipping images/mediamtx: {kit.mediamtx.reason}")
-        names = [n for n in names if n != "mediamtx"]
-    return names
+    """Every ``images/<name>/Dockerfile`` directory under the project root."""
+    return imageset.image_names(kit.settings.root / "images")
 
 
 @command("images")
 def cmd_images(args: argparse.Namespace, kit: Envkit) -> int:
-    client, builder, images_dir = kit.engine.client, kit.images, kit.settings.images_dir
     if args.names and args.action != "build":
         _err("envkit images: NAME arguments go with `build` only")
         return EXIT_USAGE
+    if args.all and args.action == "build":
+        _err("envkit images: --all goes with `ls` and `prune`; `build` builds this project's")
+        return EXIT_USAGE
+    client, builder = kit.engine.client, kit.images
     if args.action == "build":
         return _build_images(builder, args.names or _buildable(kit))
+    project = None if args.all else builder.project
+    current = {s.tag for s in imageset.statuses(client, builder) if s.tag} | {builder.base_tag}
     if args.action == "prune":
-        statuses = imageset.statuses(client, builder, images_dir)
-        unknown = [s for s in statuses if s.tag is None]
-        if unknown:
-            raise EnvkitError(f"cannot tell current tags: {unknown[0].problem}",
-                              fix="run `envkit images build` first")
-        removed = prune_images(client, keep={str(s.tag) for s in statuses})
+        removed = prune_images(client, keep=current, project=project)
         for tag in removed:
             print(tag, flush=True)
-        _err(f"envkit: pruned {len(removed)} stale image tags")
+        where = "every project" if project is None else f"project {project}"
+        _err(f"envkit: pruned {len(removed)} stale image tags of {where}")
         return EXIT_OK
-    current = {str(s.tag) for s in imageset.statuses(client, builder, images_dir) if s.tag}
     rows = [[i.tag, i.id.removeprefix("sha256:")[:12], _table.human_size(i.size),
-             i.created.strftime("%Y-%m-%d %H:%M"),
-             "yes" if i.tag in current or i.tag == builder.base_tag else "no"]
-            for i in list_images(client)]
+             i.created.strftime("%Y-%m-%d %H:%M"), "yes" if i.tag in current else "no"]
+            for i in list_images(client, project=project)]
     _table.render(["TAG", "ID", "SIZE", "CREATED", "CURRENT"], rows, stream=sys.stdout)
     return EXIT_OK
 
 
 def _build_images(builder: ImageBuilder, names: Sequence[str]) -> int:
+    if not names:
+        _err(f"envkit: no images/<name>/Dockerfile under {builder.root}")
+        return EXIT_OK
     failed: list[str] = []
     for index, name in enumerate(names, 1):
         _err(f"envkit: [{index}/{len(names)}] {name}")
         try:
-            print(f"{name}  {builder.ensure(BuildRef(name=name))}", flush=True)
+            print(f"{name}  {builder.ensure(Build(name=name))}", flush=True)
         except EnvkitError as exc:
             _err(f"envkit: error: {exc}")
             failed.append(name)

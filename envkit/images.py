@@ -1,53 +1,62 @@
 """Content-addressed images, built once per machine even when many workers ask at once.
 
-``images/<name>/Dockerfile`` becomes ``envkit/<name>:<hash12>``, where the hash covers the
-build context, the build args and the image ID of the resolved base. Equal inputs give the
-same tag on every run, so the expensive step (the build) is skipped whenever one inspect call
-finds the tag; any change gives a new tag, so a stale image is never reused. Parallel pytest
-workers are separate processes, so they serialize on a per-tag file lock and re-check the tag
-after acquiring it: the first builds, the rest find its result.
+A :class:`~envkit.spec.Build` becomes ``envkit/<project>/<name>:<hash12>``, where the hash
+covers the build context (as ``docker build`` would send it, ``.dockerignore`` applied by
+docker-py), the Dockerfile, the build args, the target and the identity of the base. Equal
+inputs give the same tag on every run, so the expensive step (the build) is skipped whenever
+one inspect call finds the tag; any change gives a new tag, so a stale image is never reused.
+The project in the tag keeps two projects' ``camera-service`` apart. Parallel pytest
+workers are separate processes, so they serialize on a per-tag file lock and re-check the
+tag after acquiring it: the first builds, the rest find its result.
 
-Machines without a registry cannot pull a ``FROM`` image, so ``envkit/base:<suite>`` is
-bootstrapped from Debian packages (mmdebstrap, else debootstrap) and imported. The bootstrap
-itself lives in :mod:`envkit._rootfs`.
+Machines without a registry cannot pull a ``FROM`` image, so a Debian base is bootstrapped
+(:mod:`envkit._rootfs`) for each package set: envkit's core list, plus the build's
+packages, plus the project's. Its tag carries the set's digest, so projects with different
+lists each get their own base and never rebuild another's. A build naming a requirements
+file gets a ``<name>-deps`` layer on that base holding wheels the host downloaded
+(:mod:`envkit._wheels`), and the Dockerfile's ``BASE_IMAGE`` is that layer.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import requests
-from docker.errors import DockerException, ImageNotFound
-from filelock import FileLock, Timeout
+from docker.errors import DockerException
 
-from envkit import _engine, _rootfs
-from envkit._context import context_files, context_tar, hash_context
-from envkit.errors import EngineError, ImageBuildError, ImageError
+from envkit import _engine, _rootfs, _wheels
+from envkit._context import Context, hash_context, list_context
+from envkit._images_build import Plan, build_once, find_image, locked
+from envkit._images_naming import (
+    BASE_REPO,
+    LABEL_BASE,
+    LABEL_HASH,
+    LABEL_IMAGE,
+    LABEL_PACKAGE_LIST,
+    LABEL_PACKAGES,
+    LABEL_PROJECT,
+    ImageStatus,
+    base_tag,
+    check_component,
+    fold_project,
+    label,
+    packages_digest,
+)
+from envkit.errors import EngineError, ImageError
+from envkit.spec import Build
 
-LABEL_IMAGE = "envkit.image"
-LABEL_HASH = "envkit.context-hash"
-LABEL_PACKAGES = "envkit.base.packages"
+__all__ = [
+    "BASE_ARG", "LABEL_BASE", "LABEL_HASH", "LABEL_IMAGE", "LABEL_PACKAGES", "LABEL_PROJECT",
+    "DockerLike", "ImageBuilder", "ImageStatus", "find_image",
+]  # fmt: skip
+
 BASE_ARG = "BASE_IMAGE"
-#: Docker repository components are lowercase; refusing other names early beats a 400.
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-#: A base bootstrap takes about a minute; waiting far longer means the holder is stuck.
-_LOCK_TIMEOUT = 1800.0
-
-
-class BuildLike(Protocol):
-    """What :meth:`ImageBuilder.ensure` needs from a build request (``spec.Build`` fits)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def args(self) -> Mapping[str, str]: ...
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
 class DockerLike(Protocol):
@@ -57,37 +66,22 @@ class DockerLike(Protocol):
     def api(self) -> Any: ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class BuildRef:
-    """A build request: the directory name under ``images/`` and its build args."""
-
-    name: str
-    args: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Plan:
-    """Everything a build needs, resolved before the cheap existence check."""
-
-    name: str
-    context: Path
-    files: tuple[str, ...]
-    args: Mapping[str, str]
-    digest: str
-
-    @property
-    def tag(self) -> str:
-        return f"envkit/{self.name}:{self.digest[:12]}"
+class _Unknown(Exception):
+    """A tag cannot be told without building or downloading something first."""
 
 
 class ImageBuilder:
-    """Build ``images/<name>`` once per machine and hand back its content-hash tag.
+    """Build a :class:`~envkit.spec.Build` once per machine and hand back its tag.
 
     :param client: a ``docker.DockerClient`` (only its ``api`` is used).
-    :param images_dir: the directory holding one sub-directory per image, and ``base/``.
+    :param root: the project root: relative contexts resolve against it, and
+        ``images/<name>`` is the context of a build that names none.
+    :param project: the project's name, the middle of its tags (folded to fit).
     :param lock_dir: where per-tag lock files live; share it between workers.
-    :param base_suite: Debian suite of the bootstrapped base, e.g. ``bookworm``.
-    :param mirror: Debian mirror the base is bootstrapped from.
+    :param cache_dir: envkit's cache; downloaded wheels go under ``wheels/``.
+    :param base_suite: Debian suite of the bootstrapped bases, e.g. ``bookworm``.
+    :param base_packages: Debian packages the project adds to the base of its own builds.
+    :param mirror: Debian mirror the bases are bootstrapped from.
     :param progress: receives one line per build step; None keeps builds quiet.
     """
 
@@ -95,64 +89,99 @@ class ImageBuilder:
         self,
         *,
         client: DockerLike,
-        images_dir: Path,
+        root: Path,
+        project: str,
         lock_dir: Path,
+        cache_dir: Path,
         base_suite: str = "bookworm",
-        mirror: str = "http://deb.debian.org/debian",
+        base_packages: Sequence[str] = (),
+        mirror: str = DEFAULT_MIRROR,
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        self._client = client
         self._api = client.api
-        self._images_dir = Path(images_dir)
+        self.root = Path(root)
+        self.project = fold_project(project)
         self._lock_dir = Path(lock_dir)
+        self._cache_dir = Path(cache_dir)
         self._suite = base_suite
+        self._base_packages = tuple(sorted(set(base_packages)))
         self._mirror = mirror
         self._progress = progress
-        # The base cannot change under a running session except through us, so its ID is
+        # A base cannot change under a running session except through us, so its ID is
         # resolved once per builder; that keeps a cached ensure() at one inspect call.
         self._base_ids: dict[str, str] = {}
+        self._core: tuple[str, ...] | None = None
+        self._target: _wheels.Target | None = None
+        self._mutex = threading.Lock()
+
+    # --- public queries -------------------------------------------------------------------
+
+    @property
+    def core_packages(self) -> tuple[str, ...]:
+        """Envkit's minimal base package list (package data ``envkit/base/packages.txt``)."""
+        if self._core is None:
+            self._core = _rootfs.core_packages()
+        return self._core
+
+    def packages_for(self, build: Build) -> tuple[str, ...]:
+        """The base package set of *build*: core, its own, and the project's if it is ours."""
+        extra = set(build.packages)
+        if build.namespace is None:
+            extra.update(self._base_packages)
+        return tuple(sorted(set(self.core_packages) | extra))
 
     @property
     def base_tag(self) -> str:
-        """The tag of the bootstrapped base, ``envkit/base:<suite>``."""
-        return f"envkit/base:{self._suite}"
+        """The base of this project's own builds: core plus the project's packages."""
+        return base_tag(self._suite, (*self.core_packages, *self._base_packages))
 
-    def tag_for(self, build: BuildLike) -> str:
-        """Return the tag ``build`` has, without building it.
+    def status(self, build: Build) -> ImageStatus:
+        """What tag *build* has today and whether it is present; builds, pulls nothing.
 
-        The tag depends on the base's image ID, so the base is bootstrapped if it is absent.
-
-        :raises ImageError: no ``images/<name>/Dockerfile``, or the base is unavailable.
+        :raises ImageError: the build is malformed (no context, no Dockerfile, bad name).
         """
-        return self._plan(build).tag
+        try:
+            plan = self._plan(build, make=False)
+        except _Unknown as why:
+            return ImageStatus(name=build.name, tag=None, present=False, problem=str(why))
+        return ImageStatus(name=build.name, tag=plan.tag, present=self._present(plan.tag))
 
-    def ensure(self, build: BuildLike) -> str:
-        """Return the tag for ``build``, building it (once, under a lock) if absent.
+    def tag_for(self, build: Build) -> str | None:
+        """The tag *build* has today, or None when its base (or wheels) are not there yet.
 
-        :raises ImageError: no such image directory, or its base cannot be had.
+        Never builds, bootstraps, pulls or downloads: safe for ``ls`` and ``doctor``.
+
+        :raises ImageError: the build is malformed (no context, no Dockerfile, bad name).
+        """
+        return self.status(build).tag
+
+    # --- building -------------------------------------------------------------------------
+
+    def ensure(self, build: Build) -> str:
+        """Return the tag for *build*, building it (once, under a lock) if absent.
+
+        :raises ImageError: no such context or Dockerfile, its base or wheels cannot be had.
         :raises ImageBuildError: the build failed; the error carries the build log.
         :raises EngineError: the engine kept refusing a request.
         """
-        plan = self._plan(build)
-        if self._inspect(plan.tag) is not None:
-            return plan.tag
-        with self._locked(plan.tag):
-            # Another worker may have built it while we waited for the lock.
-            if self._inspect(plan.tag) is None:
-                self._build(plan)
+        plan = self._plan(build, make=True)
+        build_once(self._api, plan, lock_dir=self._lock_dir, say=self._say)
         return plan.tag
 
-    def ensure_base(self) -> str:
-        """Return ``envkit/base:<suite>``, bootstrapping it when missing or outdated.
+    def ensure_base(self, packages: Sequence[str] | None = None) -> str:
+        """Return the tag of the base with core plus *packages*, bootstrapping it if missing.
 
-        :raises ImageError: neither mmdebstrap nor debootstrap is installed, or
-            ``images/base/packages.txt`` is missing.
+        :param packages: Debian packages beyond the core list; None means the project's.
+        :raises ImageError: neither mmdebstrap nor debootstrap is installed.
         :raises ImageBuildError: the bootstrap or the import failed.
         """
-        self._base_id(self.base_tag)
-        return self.base_tag
+        extra = self._base_packages if packages is None else tuple(packages)
+        tag, _ = self._own_base(tuple(sorted({*self.core_packages, *extra})), make=True)
+        return tag
 
-    def resolve(self, image: str | BuildLike) -> str:
-        """Return a tag present on the engine for ``image`` (runtime's ``ImageResolver``).
+    def resolve(self, image: str | Build) -> str:
+        """Return a tag present on the engine for *image* (runtime's ``ImageResolver``).
 
         :param image: a build request, or a plain image reference to find or pull.
         :raises ImageError: the image can be neither built nor found nor pulled.
@@ -162,47 +191,121 @@ class ImageBuilder:
             return image
         return self.ensure(image)
 
-    def _say(self, line: str) -> None:
-        if self._progress is not None:
-            self._progress(line)
+    # --- planning -------------------------------------------------------------------------
 
-    def _inspect(self, ref: str) -> dict[str, Any] | None:
-        """Return the engine's record of ``ref``, or None: the one call a cached ensure costs."""
-        return find_image(self._api, ref)
-
-    def _context(self, name: str) -> Path:
-        context = self._images_dir / name
-        if _NAME_RE.match(name) and (context / "Dockerfile").is_file():
-            return context
-        known = sorted(
-            p.parent.name for p in self._images_dir.glob("*/Dockerfile") if p.parent.name != "base"
-        )
-        raise ImageError(
-            image=f"envkit/{name}",
-            problem=f"no Dockerfile at {context / 'Dockerfile'} (images present in "
-            f"{self._images_dir}: {', '.join(known) or 'none'})",
-            fix=f"use one of the names above, or create {context}/Dockerfile starting with "
-            f"`ARG {BASE_ARG}=envkit/base:{self._suite}` and `FROM ${{{BASE_ARG}}}` "
-            "(names are lowercase letters, digits, '.', '_', '-')",
-        )
-
-    def _plan(self, build: BuildLike) -> _Plan:
-        context = self._context(build.name)
-        args = dict(build.args)
-        base_id = ""
-        if BASE_ARG not in args and BASE_ARG in (context / "Dockerfile").read_text():
-            args[BASE_ARG] = self.base_tag
+    def _plan(self, build: Build, *, make: bool) -> Plan:
+        """Resolve *build* to its inputs and tag; *make* allows bootstraps and downloads."""
+        b = build.resolved(self.root)
+        namespace = self._namespace(b)
+        shown = f"envkit/{namespace}/{b.name}"
+        check_component(b.name, what="image name", image=shown)
+        context, dockerfile = self._locate(b, shown)
+        ctx = list_context(context, dockerfile)
+        args = dict(b.args)
+        wants_base = BASE_ARG in dockerfile.read_text()
+        base_ref, base_id = "", ""
         if BASE_ARG in args:
-            base_id = self._base_id(args[BASE_ARG])
-        files = context_files(context)
-        digest = hash_context(context, files, args=args, base_id=base_id)
-        return _Plan(name=build.name, context=context, files=files, args=args, digest=digest)
+            base_ref = args[BASE_ARG]
+            base_id = self._external_id(base_ref, make=make)
+        elif wants_base:
+            base_ref, base_id = self._own_base(self.packages_for(b), make=make)
+        if b.requirements is not None:
+            if not wants_base:
+                raise ImageError(
+                    image=shown, problem=f"requirements are set, but {dockerfile} does not "
+                    f"use {BASE_ARG}, so it cannot start from the layer holding them",
+                    fix=f"start the Dockerfile with `ARG {BASE_ARG}` and `FROM ${{{BASE_ARG}}}`")
+            deps = self._deps_plan(b, namespace, base_ref, base_id, make=make)
+            if make:
+                build_once(self._api, deps, lock_dir=self._lock_dir, say=self._say)
+            base_ref, base_id = deps.tag, deps.digest
+        if base_ref:
+            args[BASE_ARG] = base_ref
+        digest = hash_context(ctx, args=args, base=base_id, extra=[f"target:{b.target or ''}"])
+        return Plan(name=b.name, namespace=namespace, source=str(context), context=ctx,
+                     args=args, target=b.target, digest=digest, base=base_ref)  # fmt: skip
 
-    def _base_id(self, ref: str) -> str:
-        if ref not in self._base_ids:
-            info = self._ensure_own_base() if ref == self.base_tag else self._external(ref)
-            self._base_ids[ref] = str(info["Id"])
-        return self._base_ids[ref]
+    def _namespace(self, build: Build) -> str:
+        if build.namespace is None:
+            return self.project
+        return check_component(build.namespace, what="namespace",
+                               image=f"envkit/{build.namespace}/{build.name}")  # fmt: skip
+
+    def _locate(self, build: Build, shown: str) -> tuple[Path, Path]:
+        """The context directory and the Dockerfile, both checked to exist."""
+        context = Path(str(build.context))
+        # Normalized without resolving symlinks: a Dockerfile that is a link stays inside.
+        dockerfile = Path(os.path.normpath(context / build.dockerfile))
+        if not context.is_dir():
+            known = sorted(p.parent.name for p in (self.root / "images").glob("*/Dockerfile"))
+            raise ImageError(
+                image=shown, problem=f"no build context directory {context} (images under "
+                f"{self.root / 'images'}: {', '.join(known) or 'none'})",
+                fix="set the Build's `context` (relative paths resolve against the stack "
+                f"file's directory or the project root {self.root}), or create {context}")
+        if not dockerfile.is_file():
+            raise ImageError(
+                image=shown, problem=f"no Dockerfile at {dockerfile}",
+                fix=f"set the Build's `dockerfile` (relative to {context}), or create it "
+                f"starting with `ARG {BASE_ARG}` and `FROM ${{{BASE_ARG}}}` to build on "
+                "envkit's Debian base")
+        return context, dockerfile
+
+    def _deps_plan(
+        self, build: Build, namespace: str, base_ref: str, base_id: str, *, make: bool
+    ) -> Plan:
+        requirements = Path(str(build.requirements))
+        target = self._wheel_target()
+        if make:
+            house = _wheels.download(requirements, cache_dir=self._cache_dir, target=target,
+                                     progress=self._say)  # fmt: skip
+        else:
+            if not requirements.is_file():
+                raise ImageError(image=f"envkit/{namespace}/{build.name}",
+                                 problem=f"requirements file {requirements} not found",
+                                 fix="fix the Build's `requirements` path")
+            found = _wheels.cached(requirements, cache_dir=self._cache_dir, target=target)
+            if found is None:
+                raise _Unknown(f"the wheels of {requirements} are not downloaded yet "
+                               "(the first build downloads them: `envkit images build`)")
+            house = found
+        ctx = Context(root=house.path, entries=house.wheels, dockerfile="Dockerfile",
+                      extra={"Dockerfile": _wheels.DEPS_DOCKERFILE,
+                             "requirements.txt": house.pinned()})  # fmt: skip
+        args = {BASE_ARG: base_ref}
+        reqs_sha = hashlib.sha256(requirements.read_bytes()).hexdigest()
+        digest = hash_context(ctx, args=args, base=base_id, extra=[f"requirements:{reqs_sha}"])
+        return Plan(name=f"{build.name}-deps", namespace=namespace, source=str(requirements),
+                     context=ctx, args=args, target=None, digest=digest, base=base_ref)
+
+    def _wheel_target(self) -> _wheels.Target:
+        if self._target is None:
+            try:
+                arch = str(self._api.info().get("Architecture") or "")
+            except (AttributeError, DockerException, requests.RequestException):
+                arch = ""  # an engine that will not say is most likely x86_64
+            self._target = _wheels.Target.of(suite=self._suite, architecture=arch)
+        return self._target
+
+    # --- bases ----------------------------------------------------------------------------
+
+    def _own_base(self, packages: tuple[str, ...], *, make: bool) -> tuple[str, str]:
+        """The tag and image ID of the base with exactly *packages*."""
+        tag = base_tag(self._suite, packages)
+        if tag not in self._base_ids:
+            info = self._ensure_own_base(tag, packages) if make else self._inspect(tag)
+            if info is None:
+                raise _Unknown(f"its base {tag} is not on this engine yet (the first build "
+                               "bootstraps it, about a minute: `envkit images build`)")
+            with self._mutex:
+                self._base_ids[tag] = str(info["Id"])
+        return tag, self._base_ids[tag]
+
+    def _external_id(self, ref: str, *, make: bool) -> str:
+        info = self._external(ref) if make else self._inspect(ref)
+        if info is None:
+            raise _Unknown(f"its base {ref} is not on this engine (not pulled when only looking)")
+        return str(info["Id"])
 
     def _external(self, ref: str) -> dict[str, Any]:
         """Find a user-chosen image, pulling it if absent (works on connected machines only)."""
@@ -213,159 +316,43 @@ class ImageBuilder:
                 image=ref,
                 problem=f"not on this engine, and pulling it failed: {exc.cause}",
                 fix=f"`docker load` it, or (as a build arg) drop {BASE_ARG} to build on "
-                f"the registry-free {self.base_tag}",
+                "envkit's registry-free Debian base",
             ) from exc
         if info is None:
             raise ImageError(image=ref, problem="pulled, but not found after", fix="retry")
         return info
 
-    def _ensure_own_base(self) -> dict[str, Any]:
-        packages = _rootfs.read_packages(self._images_dir / "base" / "packages.txt")
-        want = _rootfs.packages_digest(packages)
-        info = self._inspect(self.base_tag)
-        if info is not None and _label(info, LABEL_PACKAGES) == want:
+    def _ensure_own_base(self, tag: str, packages: tuple[str, ...]) -> dict[str, Any]:
+        want = packages_digest(packages)
+        info = self._inspect(tag)
+        if info is not None and label(info, LABEL_PACKAGES) == want:
             return info
-        with self._locked(self.base_tag):
-            info = self._inspect(self.base_tag)
-            if info is None or _label(info, LABEL_PACKAGES) != want:
-                self._say(f"bootstrapping {self.base_tag} from {self._mirror} (about a minute)")
+        with locked(self._lock_dir, tag, self._say):
+            info = self._inspect(tag)
+            if info is None or label(info, LABEL_PACKAGES) != want:
+                self._say(f"bootstrapping {tag} from {self._mirror} (about a minute)")
                 image_id = _rootfs.bootstrap_and_import(
-                    self._api,
-                    suite=self._suite,
-                    mirror=self._mirror,
-                    packages=packages,
-                    changes=[f"LABEL {LABEL_PACKAGES}={want}"],
-                    progress=self._say,
-                )
-                _engine.call(
-                    f"tag {self.base_tag}",
-                    lambda: self._api.tag(image_id, "envkit/base", self._suite),
-                )
-                info = self._inspect(self.base_tag)
+                    self._api, suite=self._suite, mirror=self._mirror, packages=packages,
+                    changes=[f"LABEL {LABEL_PACKAGES}={want}",
+                             f'LABEL {LABEL_PACKAGE_LIST}="{" ".join(packages)}"'],
+                    progress=self._say, tag=tag,
+                )  # fmt: skip
+                version = tag.split(":", 1)[1]
+                _engine.call(f"tag {tag}", lambda: self._api.tag(image_id, BASE_REPO, version))
+                info = self._inspect(tag)
         if info is None:
-            raise ImageError(image=self.base_tag, problem="vanished after import", fix="retry")
+            raise ImageError(image=tag, problem="vanished after import", fix="retry")
         return info
 
-    @contextmanager
-    def _locked(self, tag: str) -> Iterator[None]:
-        """Hold the machine-wide lock for ``tag``; say so when another process has it."""
-        self._lock_dir.mkdir(parents=True, exist_ok=True)
-        path = self._lock_dir / (re.sub(r"[^A-Za-z0-9._-]", "_", tag) + ".lock")
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self._say(f"waiting for another process building {tag} (lock {path})")
-            try:
-                lock.acquire(timeout=_LOCK_TIMEOUT)
-            except Timeout as exc:
-                raise ImageError(
-                    image=tag,
-                    problem=f"another process held {path} for over {_LOCK_TIMEOUT:.0f}s",
-                    fix=f"find it with `fuser {path}`; stop it if stuck, then rerun",
-                ) from exc
-        try:
-            yield
-        finally:
-            lock.release()
+    # --- engine ---------------------------------------------------------------------------
 
-    def _build(self, plan: _Plan) -> None:
-        self._say(f"building {plan.tag} from {plan.context}")
-        log: list[str] = []
-        stream = _engine.call(
-            f"build {plan.tag}",
-            lambda: self._api.build(
-                fileobj=context_tar(plan.context, plan.files),
-                custom_context=True,
-                tag=plan.tag,
-                buildargs=dict(plan.args),
-                rm=True,
-                forcerm=True,
-                decode=True,
-                pull=False,
-                labels={LABEL_IMAGE: plan.name, LABEL_HASH: plan.digest},
-            ),
-            attempts=2,  # a 5xx from a build is usually the Dockerfile, not a hiccup
-        )
-        self._follow(plan, stream, log)
-        if self._inspect(plan.tag) is None:
-            reason = "the build ended without producing the tag"
-            raise ImageBuildError(
-                image=plan.tag, context=str(plan.context), reason=reason, build_log=log
-            )
+    def _say(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress(line)
 
-    def _follow(self, plan: _Plan, stream: Iterator[dict[str, Any]], log: list[str]) -> None:
-        """Relay the build's output lines to ``progress`` and stop at its first error."""
+    def _inspect(self, ref: str) -> dict[str, Any] | None:
+        """Return the engine's record of ``ref``, or None: the one call a cached ensure costs."""
+        return find_image(self._api, ref)
 
-        def fail(reason: str) -> ImageBuildError:
-            return ImageBuildError(
-                image=plan.tag, context=str(plan.context), reason=reason, build_log=log
-            )
-
-        try:
-            for chunk in stream:
-                for line in str(chunk.get("stream", "")).splitlines():
-                    if line.strip():
-                        log.append(line.strip())
-                        self._say(line.strip())
-                if "error" in chunk:
-                    raise fail(str(chunk["error"]).strip())
-        except (DockerException, requests.RequestException) as exc:
-            raise fail(f"the engine broke off the build: {exc}") from exc
-
-
-def find_image(
-    api: Any, ref: str, *, pull: bool = False, pull_timeout: float | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, Any] | None:
-    """The engine's record of image *ref*; with *pull*, pulled first when absent.
-
-    The one "present, or pull it" of envkit: project builds use it for a user's base
-    image, the MediaMTX choice for the upstream image, ``doctor`` and ``images`` to look.
-
-    :param api: a docker-py low-level ``APIClient`` (``DockerClient.api``).
-    :param pull: pull *ref* when the engine lacks it; else only look.
-    :param pull_timeout: stop waiting for the pull after this many seconds and answer
-        None (the pull goes on in the background); None waits for it.
-    :param progress: told when a pull starts.
-    :raises EngineError: when the engine keeps refusing the inspect, or the pull fails
-        (its ``cause`` says why, e.g. no registry).
-    """
-
-    def get() -> dict[str, Any] | None:
-        try:
-            return dict(api.inspect_image(ref))
-        except ImageNotFound:
-            return None
-
-    info = _engine.call(f"inspect image {ref}", get)
-    if info is not None or not pull:
-        return info
-    if progress is not None:
-        progress(f"pulling {ref}")
-    failure: list[EngineError] = []
-
-    def fetch() -> None:
-        try:
-            _engine.call(f"pull {ref}", lambda: api.pull(ref))
-        except EngineError as exc:
-            failure.append(exc)
-
-    if pull_timeout is None:
-        fetch()
-    else:
-        # A pull that hangs on a slow registry must not hold up a caller with a deadline.
-        puller = threading.Thread(target=fetch, daemon=True, name=f"envkit-pull-{ref}")
-        puller.start()
-        puller.join(pull_timeout)
-        if puller.is_alive():
-            return None
-    if failure:
-        raise failure[0]
-    return _engine.call(f"inspect image {ref}", get)
-
-
-def _label(info: Mapping[str, Any], key: str) -> str | None:
-    labels = (info.get("Config") or {}).get("Labels") or {}
-    value = labels.get(key)
-    return None if value is None else str(value)
+    def _present(self, ref: str) -> bool:
+        return self._inspect(ref) is not None
