@@ -1,8 +1,6 @@
-"""The plugin in real pytest runs: session id checks, xdist hand-off, the end-of-run leak check."""
+"""The plugin in real pytest runs: session id checks, MediaMTX per worker, the leak check."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 
@@ -23,61 +21,88 @@ def test_unusable_envkit_session_is_a_usage_error(pytester: pytest.Pytester,
 
 def test_plugin_works_without_xdist(pytester: pytest.Pytester,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """``pytest_configure_node`` is an xdist hook: unknown to pytest unless xdist is loaded."""
+    """The xdist hooks (``pytest_testnodedown``) are optional: pytest alone runs the plugin.
+
+    The header is one line from the settings: it names the engine but does not reach it,
+    so an unreachable engine goes unmentioned in a run that uses no fixture.
+    """
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
     pytester.makepyfile("def test_nothing(): pass\n")
     result = pytester.runpytest_subprocess("-p", "no:xdist", *NO_SWEEP)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
-    result.stdout.fnmatch_lines(["envkit: engine unreachable*", "*1 passed*"])
+    result.stdout.fnmatch_lines([
+        "envkit: session *, stack 'default', project *, tcp://127.0.0.1:9 "
+        "(connected on first use)",
+        "*1 passed*",
+    ])
+    out = result.stdout.str()
+    assert "unreachable" not in out and "MediaMTX" not in out
 
 
-HANDED = """
+CHOICE = """
 from pathlib import Path
 
+from envkit.camera import mediamtx
+
 def test_choice(request, envkit_session):
-    handed = request.config.workerinput["envkit_mediamtx"]
-    assert envkit_session.settings.mediamtx == handed
-    Path(f"handed-{request.config.workerinput['workerid']}").write_text(
-        f"{handed} {envkit_session.mediamtx.flavour}")
+    choice = mediamtx.chosen(envkit_session)
+    assert mediamtx.chosen(envkit_session) is choice  # once per process
+    worker = request.config.workerinput["workerid"]
+    Path(f"chosen-{worker}").write_text(
+        f"{envkit_session.settings.options.get('mediamtx')} {choice.flavour}")
 
 test_again = test_choice
 """
 
 
 @pytest.mark.integration
-def test_workers_run_the_controllers_mediamtx_choice(pytester: pytest.Pytester,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_worker_applies_the_mediamtx_option_on_first_use(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No hand-off from the controller: every process reads ``--envkit-mediamtx`` itself.
+
+    Each chooses when a stack first needs MediaMTX; the report header names no choice.
+    """
     monkeypatch.delenv("ENVKIT_MEDIAMTX", raising=False)
-    pytester.makepyfile(HANDED)
-    result = pytester.runpytest_subprocess("-n", "2", *NO_SWEEP)
+    pytester.makepyfile(CHOICE)
+    result = pytester.runpytest_subprocess("-n", "2", "--envkit-mediamtx", "standin", *NO_SWEEP)
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, out
-    header = re.search(r"MediaMTX: (upstream|standin) \(", out)
-    assert header is not None, out
-    handed = {p.read_text() for p in pytester.path.glob("handed-gw*")}
-    assert len(handed) == 1, handed  # the same choice on every worker that ran a test
-    value, flavour = handed.pop().split()
-    assert flavour == header.group(1)
-    if flavour == "standin":
-        assert value == "standin"
-    else:
-        assert value.startswith("bluenviron/mediamtx:")
+    assert "MediaMTX" not in out
+    chosen = {p.read_text() for p in pytester.path.glob("chosen-gw*")}
+    assert chosen == {"standin standin"}, chosen
+
+
+UNCHOSEN = """
+def test_no_choice_for_a_stack_without_mediamtx(envkit_session):
+    envkit_session.spec("demo")
+    assert "camera.mediamtx" not in envkit_session._memo
+"""
+
+
+@pytest.mark.integration
+def test_no_mediamtx_choice_until_a_stack_needs_it(pytester: pytest.Pytester,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVKIT_MEDIAMTX", raising=False)
+    pytester.makepyfile(UNCHOSEN)
+    result = pytester.runpytest_subprocess(*NO_SWEEP)
+    result.assert_outcomes(passed=1)
 
 
 LEAK_CHECK_FAILS = """
-import envkit.plugin
+import envkit.inventory
 from envkit.errors import EngineError
 
 def refuse(client, **selection):
     raise EngineError(action="list containers", cause="500 Server Error: daemon busy")
 
-envkit.plugin.list_resources = refuse
+envkit.inventory.list_resources = refuse
 """
 
 LEAKS = """
-import envkit.plugin
+import envkit.inventory
 
-envkit.plugin.list_resources = lambda client, **selection: ["container left-over"]
+envkit.inventory.list_resources = lambda client, **selection: ["container left-over"]
 """
 
 

@@ -1,4 +1,4 @@
-"""CLI pieces that need no engine: usage errors, durations, tables, camera capability parsing."""
+"""CLI pieces that need no engine: usage, durations, tables, cameras, ``envkit-camera token``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import docker.errors
 import jwt
 import pytest
 
-from envkit import _table, auth, cli, doctor, labels
+from envkit import _table, cli, doctor, labels
+from envkit.camera import auth, devices
+from envkit.camera import cli as camera_cli
 
 
 @pytest.mark.parametrize("argv", [[], ["nope"], ["gc", "--older-than"], ["images", "bad"],
@@ -23,6 +25,17 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
 
 def test_every_command_is_registered() -> None:
     assert {"up", "down", "ps", "gc", "images", "doctor"} <= set(cli.COMMANDS)
+
+
+def test_tokens_are_the_camera_kits_command_not_the_cores() -> None:
+    """``envkit token`` became ``envkit-camera token``: the core knows no JWT."""
+    assert "token" not in cli.COMMANDS
+    assert cli.main(["token", "s1-cli-default"]) == cli.EXIT_USAGE
+
+
+@pytest.mark.parametrize("argv", [[], ["token"], ["token", "x", "--role", "root"], ["nope"]])
+def test_camera_usage_errors_exit_2(argv: list[str]) -> None:
+    assert camera_cli.main(argv) == camera_cli.EXIT_USAGE
 
 
 def test_plain_table_when_piped() -> None:
@@ -42,23 +55,23 @@ def test_camera_querycap_is_parsed(tmp_path: pytest.TempPathFactory) -> None:
                          0, 0, 0)
 
     def fake_ioctl(fd: int, request: int, buf: bytes) -> bytes:
-        assert request == doctor.VIDIOC_QUERYCAP and len(buf) == 104
+        assert request == devices.VIDIOC_QUERYCAP and len(buf) == 104
         return answer
 
-    check = doctor._query_camera("/dev/null", ioctl=fake_ioctl)
+    check = devices.query_camera("/dev/null", ioctl=fake_ioctl)
     assert (check.status, check.detail) == ("ok", "Integrated Camera (uvcvideo)")
 
 
 def test_no_cameras_is_a_warning_with_a_fix(tmp_path: object) -> None:
-    (check,) = doctor._cameras("/nonexistent/video*")
-    assert check.status == doctor.WARN and "v4l2loopback" in check.fix
+    (check,) = devices.camera_findings("/nonexistent/video*")
+    assert check.status == devices.WARN and "v4l2loopback" in check.fix
 
 
 SECRET = "a-secret-long-enough-for-hs256-keys"
 
 
 class TokenApi:
-    """The two calls ``envkit token`` makes, answering or failing like the engine."""
+    """The two calls ``envkit-camera token`` makes, answering or failing like the engine."""
 
     def __init__(self, *, fail: Exception | None = None) -> None:
         self.fail = fail
@@ -85,13 +98,13 @@ class FakeKit:
 
 
 def run_token(monkeypatch: pytest.MonkeyPatch, api: TokenApi) -> int:
-    monkeypatch.setattr(cli.Envkit, "from_env", lambda *a, **k: FakeKit(api))
-    return cli.main(["token", "s1-cli-default", "--role", "admin"])
+    monkeypatch.setattr(camera_cli.Envkit, "from_env", lambda *a, **k: FakeKit(api))
+    return camera_cli.main(["token", "s1-cli-default", "--role", "admin"])
 
 
 def test_token_is_minted_with_the_stacks_secret(monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_token(monkeypatch, TokenApi()) == cli.EXIT_OK
+    assert run_token(monkeypatch, TokenApi()) == camera_cli.EXIT_OK
     token = capsys.readouterr().out.strip()
     assert jwt.decode(token, SECRET, algorithms=["HS256"])["role"] == "admin"
 
@@ -99,7 +112,7 @@ def test_token_is_minted_with_the_stacks_secret(monkeypatch: pytest.MonkeyPatch,
 def test_token_engine_error_is_one_clean_line(monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     refused = docker.errors.APIError("400 Client Error: bad filter")
-    assert run_token(monkeypatch, TokenApi(fail=refused)) == cli.EXIT_FAILURE
+    assert run_token(monkeypatch, TokenApi(fail=refused)) == camera_cli.EXIT_FAILURE
     err = capsys.readouterr().err
     assert err.startswith("envkit: error: Docker refused to list containers: ")
     assert "Traceback" not in err
