@@ -1,26 +1,32 @@
-"""One service's container: created through testcontainers, handled through docker-py.
+"""One service's container: created and handled through envkit's own docker-py client.
 
-testcontainers' ``DockerContainer`` does the create-and-start; envkit hands it every
-option (network and aliases, labels, devices, tmpfs, init) and then keeps a thin handle
-around the container id, in the manner of docker-py's resource models.
+The create request goes through docker-py's public low-level API on the engine
+connection envkit made (so an injected environment or a docker context is honoured, and
+no library's global settings change); afterwards a thin handle around the container id,
+in the manner of docker-py's resource models, answers for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-from collections.abc import Sequence
+import posixpath
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import docker.errors
 from docker.models.containers import Container
-from docker.types import EndpointConfig
-from testcontainers.core.config import testcontainers_config
-from testcontainers.core.container import DockerContainer
+from docker.types import Mount
 
 from envkit import _engine
 from envkit._engine import Engine
-from envkit.errors import DeviceNotFoundError, EngineError
+from envkit.errors import DeviceNotFoundError, EnvkitError, SpecError
 from envkit.readiness import ContainerState
 from envkit.spec import ServiceSpec
 
@@ -88,6 +94,95 @@ class ServiceHandle:
         )
         return int(result.exit_code), bytes(result.output or b"").decode("utf-8", "replace")
 
+    def copy_to(self, src: Path, dst: str) -> None:
+        """Copy the host file or directory *src* to the container path *dst*.
+
+        *dst* is the path the copy gets; a *dst* ending in ``/`` is a directory that
+        receives *src* under its own name. Like ``docker cp``, the copy is owned by root
+        and keeps its modes.
+
+        :raises EnvkitError: when *src* is absent or the container has no parent directory.
+        """
+        if not src.exists():
+            raise EnvkitError(f"cannot copy {src} to service {self.service!r}: no such file or "
+                              "directory on this host", fix="check the path")
+        if not dst.startswith("/"):
+            raise EnvkitError(f"cannot copy to {dst!r} in service {self.service!r}: the "
+                              "container path is not absolute", fix=f"write it as '/{dst}'")
+        folder, name = (dst.rstrip("/") or "/", src.name) if dst.endswith("/") else (
+            posixpath.split(dst))
+        data = _tar(src, name)
+        _engine.call(f"copy {src} to {self.service}:{dst}",
+                     lambda: self.container.put_archive(folder or "/", data),
+                     fix=f"check that the directory {folder or '/'} exists in the container "
+                     "(create it in the image, or by exec: mkdir -p)")
+
+    def copy_from(self, src: str, dst: Path) -> Path:
+        """Copy the container file or directory *src* to the host; return where it went.
+
+        *dst* is the path the copy gets, or an existing directory that receives it under
+        its own name. An existing directory there is merged into; a file is replaced.
+
+        :raises EnvkitError: when *src* is absent in the container or *dst*'s parent on
+            the host.
+        """
+        target = dst / posixpath.basename(src.rstrip("/")) if dst.is_dir() else dst
+        if not target.parent.is_dir():
+            raise EnvkitError(f"cannot copy {self.service}:{src} to {target}: no directory "
+                              f"{target.parent} on this host", fix="create it first")
+
+        def fetch() -> tuple[bytes, str]:
+            stream, stat = self.container.get_archive(src)
+            return b"".join(stream), str(stat["name"])
+
+        data, top = _engine.call(f"copy {self.service}:{src} to {target}", fetch,
+                                 fix=f"check that {src} exists in the container "
+                                 "(stack.container(service).exec_run(['ls', '-l', path]))")
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    _extract(tar, Path(tmp))
+            except tarfile.TarError as exc:
+                raise EnvkitError(f"cannot unpack {self.service}:{src}: {exc}",
+                                  fix="copy a path without links that leave it") from None
+            copied = Path(tmp) / top
+            if copied.is_dir():
+                shutil.copytree(copied, target, symlinks=True, dirs_exist_ok=True)
+            else:
+                os.replace(copied, target)
+        return target
+
+
+def _tar(src: Path, name: str) -> bytes:
+    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(src, arcname=name, filter=as_root)
+    return buffer.getvalue()
+
+
+def _extract(tar: tarfile.TarFile, into: Path) -> None:
+    """Extract refusing paths outside *into* (what a compromised container could send)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+        return
+
+    def escapes(path: str) -> bool:
+        return path.startswith("/") or ".." in Path(path).parts
+
+    # Pythons without tarfile's filters (3.10.11 and older) get the same refusal by hand.
+    for member in tar.getmembers():
+        if escapes(member.name) or ((member.issym() or member.islnk()) and escapes(
+            member.linkname
+        )):
+            raise EnvkitError(f"refused a file from the container: {member.name!r} points "
+                              "outside the copy", fix="copy a path without such links")
+    tar.extractall(into)  # every member was checked above
+
 
 def check_devices(spec: ServiceSpec) -> None:
     """Fail before creating anything when a mapped host device is absent.
@@ -107,6 +202,18 @@ def check_devices(spec: ServiceSpec) -> None:
             raise DeviceNotFoundError(service=spec.name, device=device.host, available=similar)
 
 
+def check_host_paths(spec: ServiceSpec) -> None:
+    """Fail before creating anything when a bind mount's host path is absent.
+
+    :raises SpecError: naming the service, the mount and the missing path.
+    """
+    for mount in spec.mounts:
+        if not mount.is_volume and not os.path.exists(mount.source):
+            raise SpecError(stack=None, service=spec.name, field="volumes", value=str(mount),
+                            problem=f"the host path {mount.source} does not exist",
+                            fix="create it, or correct the path (Docker would refuse the mount)")
+
+
 def create_service(
     *,
     engine: Engine,
@@ -115,34 +222,33 @@ def create_service(
     network: str,
     labels: dict[str, str],
     container_name: str,
+    volumes: Mapping[str, str] | None = None,
 ) -> ServiceHandle:
     """Create and start *spec*'s container on *network* and learn its host ports.
 
+    Three requests: create, start, and one inspect for the ports Docker picked.
+
+    :param volumes: the engine name of each of the stack's volumes, by spec name.
     :raises EngineError: when Docker refuses the container.
     """
-    # Ryuk needs an image pulled from a registry and the Docker socket inside a
-    # container; envkit's labels and reaper do its job, so it stays off.
-    testcontainers_config.ryuk_disabled = True
+    api = engine.client.api
     action = f"start service {spec.name!r} ({image})"
-    fix = "check the service's image, command and devices"
+    fix = "check the service's image, command, devices and volumes"
+    create = _create_args(engine, spec, image, network=network, labels=labels,
+                          container_name=container_name, volumes=volumes or {})
     attempts: list[int] = []
 
-    def start() -> DockerContainer:
+    def start() -> str:
         if attempts:
             _remove_partial(engine, container_name, labels)
         attempts.append(1)
-        return builder.start()
+        ident = str(api.create_container(**create)["Id"])
+        api.start(ident)
+        return ident
 
-    try:
-        builder = _builder(engine, spec, image, network=network, labels=labels,
-                           container_name=container_name)
-        _engine.call(action, start, attempts=3, network_race=True, fix=fix)
-    except EngineError:
-        raise
-    except Exception as exc:  # testcontainers' own errors
-        raise EngineError(action=action, cause=str(exc), fix=fix) from exc
-    container: Container = builder.get_wrapped_container()
-    _engine.call(f"inspect {spec.name}", container.reload)
+    ident = _engine.call(action, start, attempts=3, network_race=True, fix=fix)
+    container: Container = _engine.call(f"inspect {spec.name}",
+                                        lambda: engine.client.containers.get(ident))
     return ServiceHandle(
         service=spec.name, image=image, container=container, host=engine.host_address,
         ports=_published_ports(container),
@@ -158,43 +264,41 @@ def _remove_partial(engine: Engine, name: str, labels: dict[str, str]) -> None:
             leftover.remove(force=True, v=True)
 
 
-def _builder(
+def _create_args(
     engine: Engine, spec: ServiceSpec, image: str, *, network: str,
-    labels: dict[str, str], container_name: str,
-) -> DockerContainer:
-    builder = DockerContainer(image, docker_client_kw={"version": engine.api_version})
-    # A hub prefix (TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX) is for pulled images; envkit's
-    # images are local and already resolved.
-    builder.image = image
-    # testcontainers makes its own client from the process environment, which may name
-    # another engine than envkit's (an injected environment, a docker context): every
-    # container goes through envkit's one connection instead.
-    own = builder.get_docker_client()
-    own.client.close()
-    own.client = engine.client
-    if spec.command is not None:
-        builder.with_command(list(spec.command))
-    builder.with_envs(**spec.environment)
-    builder.with_name(container_name)
-    for port in spec.published:
+    labels: dict[str, str], container_name: str, volumes: Mapping[str, str],
+) -> dict[str, Any]:
+    """The engine's create request for *spec*, through docker-py's public low-level API."""
+    api = engine.client.api
+    mounts = [
+        Mount(target=m.target, type="volume" if m.is_volume else "bind",
+              source=volumes[m.source] if m.is_volume else m.source, read_only=m.read_only)
+        for m in spec.mounts
+    ]
+    host_config = api.create_host_config(
+        network_mode=network,
         # Host port left empty: Docker binds a free one itself, so nothing can race us.
-        builder.ports[str(port)] = (engine.publish_ip,)  # type: ignore[assignment]
-    for entry in spec.tmpfs:
-        path, _, options = entry.partition(":")
-        builder.tmpfs[path] = options
-    aliases = [spec.name, *spec.aliases]
-    builder.with_kwargs(
-        labels=labels,
-        network=network,
-        networking_config={network: EndpointConfig(engine.api_version, aliases=aliases)},
-        hostname=spec.name,
+        port_bindings={str(p): (engine.publish_ip, None) for p in spec.published},
         init=True,
         devices=[str(d) for d in spec.device_mappings],
-        user=spec.user,
+        tmpfs={path: options for path, _, options in (t.partition(":") for t in spec.tmpfs)},
         security_opt=["no-new-privileges"],
-        detach=True,
+        mounts=mounts,
     )
-    return builder
+    endpoint = api.create_endpoint_config(aliases=[spec.name, *spec.aliases])
+    return {
+        "image": image,
+        "command": list(spec.command) if spec.command is not None else None,
+        "name": container_name,
+        "hostname": spec.name,
+        "user": spec.user,
+        "environment": dict(spec.environment),
+        "labels": labels,
+        "ports": [(p.number, p.protocol) for p in spec.published],
+        "host_config": host_config,
+        "networking_config": api.create_networking_config({network: endpoint}),
+        "detach": True,
+    }
 
 
 def _published_ports(container: Container) -> dict[str, int]:

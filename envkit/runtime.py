@@ -12,13 +12,15 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 from docker.models.containers import Container
 
 from envkit import _engine, _watchdog, labels
-from envkit._containers import ServiceHandle, check_devices, create_service
+from envkit._containers import ServiceHandle, check_devices, check_host_paths, create_service
 from envkit._engine import Engine
 from envkit._teardown import teardown
 from envkit.errors import EngineError, EnvkitError, StackStateError
@@ -144,6 +146,7 @@ class Stack:
             if not self.engine.remote:
                 for svc in self.spec.services:
                     check_devices(svc)
+                    check_host_paths(svc)
             tags = {svc.name: self._images.resolve(svc.image) for svc in self.spec.services}
             # Nothing exists before the network does, and a taken id is someone else's
             # stack: a failure up to here must not tear anything down.
@@ -152,6 +155,7 @@ class Stack:
             self._state = StackState.DOWN
             raise
         try:
+            self._create_volumes()
             self._start_services(tags)
         except BaseException as failure:
             self._cleanup_after(failure)
@@ -203,6 +207,18 @@ class Stack:
                 ) from None
             raise
 
+    def volume(self, name: str) -> str:
+        """The engine's name for the stack's volume *name* (``<network>-<name>``)."""
+        return f"{self.network}-{name}"
+
+    def _create_volumes(self) -> None:
+        # Labelled like the network, so teardown and the reaper remove them with the stack.
+        for name in self.spec.volumes:
+            _engine.call(f"create volume {self.volume(name)}", partial(
+                self.engine.client.volumes.create, name=self.volume(name), driver="local",
+                labels=self.ownership.stack_labels(),
+            ))
+
     def _start_services(self, tags: dict[str, str]) -> None:
         """Start every service on its own thread; the first failure cancels the others.
 
@@ -241,6 +257,7 @@ class Stack:
             engine=self.engine, spec=svc, image=tag, network=self.network,
             labels=self.ownership.service_labels(svc.name, svc.labels),
             container_name=f"{self.network}-{svc.name}",
+            volumes={m.source: self.volume(m.source) for m in svc.mounts if m.is_volume},
         )
         with self._lock:
             self._handles[svc.name] = handle
@@ -278,6 +295,26 @@ class Stack:
     def ports(self, service: str) -> dict[str, str]:
         """Published ports of *service* as ``{"8554/tcp": "127.0.0.1:49153"}``."""
         return self._handle(service).port_map()
+
+    def copy_to(self, service: str, src: str | os.PathLike[str], dst: str) -> None:
+        """Copy the host file or directory *src* into *service*'s container at *dst*.
+
+        *dst* is the path the copy gets (its parent must exist), or, ending in ``/``, the
+        directory that receives it under its own name.
+
+        :raises EnvkitError: when *src* or the container directory is absent, with the fix.
+        """
+        self._handle(service).copy_to(Path(src), dst)
+
+    def copy_from(self, service: str, src: str, dst: str | os.PathLike[str]) -> Path:
+        """Copy *service*'s container file or directory *src* to the host; return its path.
+
+        *dst* is the path the copy gets, or an existing directory that receives it under
+        its own name.
+
+        :raises EnvkitError: when *src* is absent in the container, with the fix.
+        """
+        return self._handle(service).copy_from(src, Path(dst))
 
     def restart(self, service: str, *, timeout: float = 5.0) -> None:
         """Restart *service*'s container, learn its new host ports and wait until ready.

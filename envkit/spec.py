@@ -7,6 +7,7 @@ the error names the service, the field, the bad value and the fix.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
@@ -20,6 +21,7 @@ from envkit.readiness import Check
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
 _PERMS = re.compile(r"^[rwm]{1,3}$")
+_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_STOP_TIMEOUT = 2.0
 
 
@@ -103,6 +105,62 @@ class Device:
         return f"{self.host}:{self.container}:{self.permissions}"
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A named volume or a host directory mounted into the container.
+
+    :param source: a volume name (``data``: created per stack, removed with it) or an
+        absolute host path (a bind mount).
+    :param target: the absolute path inside the container.
+    :param read_only: mount it read-only.
+    """
+
+    source: str
+    target: str
+    read_only: bool = False
+
+    @property
+    def is_volume(self) -> bool:
+        """Whether *source* names a volume of the stack rather than a host path."""
+        return not self.source.startswith("/")
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.target}:{'ro' if self.read_only else 'rw'}"
+
+
+def parse_mount(raw: str | Mount, *, service: str | None = None) -> Mount:
+    """Parse compose's short syntax ``name:/path[:ro|rw]`` or ``/host/path:/path[:ro|rw]``.
+
+    :raises SpecError: for a relative container path, a relative host path, a bad volume
+        name or a mode other than ``ro``/``rw``.
+    """
+    def fail(problem: str, fix: str) -> SpecError:
+        return SpecError(stack=None, service=service, field="volumes", value=raw,
+                         problem=problem, fix=fix)
+
+    if isinstance(raw, Mount):
+        source, target, mode = raw.source, raw.target, "ro" if raw.read_only else "rw"
+    elif isinstance(raw, str) and 2 <= len(raw.split(":")) <= 3:
+        source, target, mode = (*raw.split(":"), "rw")[:3]
+    else:
+        raise fail("not of the form source:/container/path[:ro]",
+                   fix="write e.g. 'data:/var/lib/data' (a volume) or '/srv/in:/in:ro' (a bind)")
+    if not target.startswith("/"):
+        raise fail(f"the container path {target!r} is not absolute",
+                   fix=f"write it from the root, e.g. '{source}:/{target}'")
+    if mode not in {"ro", "rw"}:
+        raise fail(f"unknown mode {mode!r}", fix="use 'ro' (read-only) or 'rw' (the default)")
+    if "/" in source and not source.startswith("/"):
+        raise fail(f"the host path {source!r} is relative",
+                   fix="give an absolute host path (in Python, e.g. str(Path(...).resolve())); "
+                   "stack files resolve relative paths against their own directory")
+    if not source.startswith("/") and not _VOLUME.match(source):
+        raise fail(f"{source!r} is neither a volume name nor an absolute host path",
+                   fix="name a volume with letters, digits, '_', '.' and '-', or give an "
+                   "absolute host path")
+    return Mount(source, target, mode == "ro")
+
+
 def parse_port(raw: int | str, *, service: str | None = None) -> Port:
     """Parse ``8080``, ``"8080"`` or ``"8554/udp"``.
 
@@ -145,6 +203,7 @@ class ServiceSpec:
     """One container of a stack.
 
     :param name: the service name, also its alias on the stack's network.
+    :param command: the command, as a list, or a string split like a shell would.
     :param image: an image tag, or a :class:`Build` of a context under ``images/``.
     :param ports: container ports to publish on ephemeral host ports (127.0.0.1).
     :param aliases: extra network aliases besides *name*.
@@ -152,6 +211,9 @@ class ServiceSpec:
     :param depends_on: services that must be ready before this one starts.
     :param devices: ``host[:container[:perms]]`` device mappings.
     :param tmpfs: ``path[:options]`` tmpfs mounts.
+    :param volumes: ``name:/path[:ro]`` (a volume of the stack, made with it and removed
+        with it; services naming the same volume share it) or ``/host/path:/path[:ro]``
+        (a bind mount; the host path must be absolute), or :class:`Mount` objects.
     :param ready_timeout: this service's deadline; ``None`` takes the settings' default.
     :param stop_timeout: seconds between SIGTERM and SIGKILL at teardown.
     """
@@ -166,6 +228,7 @@ class ServiceSpec:
     depends_on: Sequence[str] = ()
     devices: Sequence[str | Device] = ()
     tmpfs: Sequence[str] = ()
+    volumes: Sequence[str | Mount] = ()
     user: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float | None = None
@@ -173,17 +236,24 @@ class ServiceSpec:
 
     def __post_init__(self) -> None:
         self._check_name_and_image()
+        self._check_types()
         put = object.__setattr__
-        put(self, "command", _seq(self.command) if self.command is not None else None)
+        # A string command is split like a shell would (docker-py and compose do the same).
+        command = shlex.split(self.command) if isinstance(self.command, str) else self.command
+        put(self, "command", tuple(command) if command is not None else None)
         put(self, "environment", _frozen(self.environment))
         put(self, "labels", _frozen(self.labels))
+        # One port may be given alone: "8080" is the port 8080, not the ports 8, 0, 8, 0.
+        ports = (self.ports,) if isinstance(self.ports, str | int) else self.ports
         put(self, "ports", tuple(
-            p if isinstance(p, Port) else parse_port(p, service=self.name) for p in self.ports
+            p if isinstance(p, Port) else parse_port(p, service=self.name) for p in ports
         ))
+        devices = (self.devices,) if isinstance(self.devices, str | Device) else self.devices
         put(self, "devices", tuple(
-            d if isinstance(d, Device) else parse_device(d, service=self.name)
-            for d in self.devices
+            d if isinstance(d, Device) else parse_device(d, service=self.name) for d in devices
         ))
+        volumes = (self.volumes,) if isinstance(self.volumes, str | Mount) else self.volumes
+        put(self, "volumes", tuple(parse_mount(v, service=self.name) for v in volumes))
         put(self, "aliases", _seq(self.aliases))
         put(self, "ready", tuple(self.ready))
         put(self, "depends_on", _seq(self.depends_on))
@@ -208,6 +278,37 @@ class ServiceSpec:
             raise self._fail("image", self.image, "the image is empty",
                              "give an image tag such as 'nginx:1.27', or Build(name='...')")
 
+    def _check_types(self) -> None:
+        """Refuse values of the wrong type with a SpecError, before anything iterates them."""
+        for name in ("environment", "labels"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise self._fail(name, getattr(self, name), "must be a mapping of names to values",
+                                 f"write e.g. {name}={{'KEY': 'value'}}")
+        for name in ("ready_timeout", "stop_timeout"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, int | float)):
+                raise self._fail(name, value, "must be a number of seconds",
+                                 f"write e.g. {name}=30")
+        for name in ("ports", "devices", "volumes"):
+            value = getattr(self, name)
+            if not isinstance(value, str | int | Sequence | Mount | Device) or isinstance(
+                value, bool
+            ):
+                raise self._fail(name, value, "must be a list",
+                                 f"write e.g. {name}=[...] (a tuple or a list)")
+        if isinstance(self.ready, str) or not isinstance(self.ready, Sequence) or not all(
+            callable(getattr(c, "probe", None)) for c in self.ready
+        ):
+            raise self._fail("ready", self.ready, "must be a list of readiness checks",
+                             "write e.g. ready=[Http(8080, '/health')]")
+        for name in ("aliases", "depends_on", "tmpfs"):
+            value = getattr(self, name)
+            items = (value,) if isinstance(value, str) else value
+            if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in items):
+                raise self._fail(name, value, "must be a name or a list of names",
+                                 f"write e.g. {name}=['web']")
+
     def _check_labels_and_timeouts(self) -> None:
         taken = reserved(self.labels)
         if taken:
@@ -224,7 +325,15 @@ class ServiceSpec:
         # Host-side probes reach the service through a published port only.
         for check in self.ready:
             port = getattr(check, "port", None)
-            if port is not None and parse_port(port, service=self.name) not in self.published:
+            if port is None:
+                continue
+            try:
+                probed = parse_port(port, service=self.name)
+            except SpecError as exc:
+                # The check is wrong, not the service's ports: blame the check.
+                raise self._fail("ready", check.describe(), "probes something that is not a "
+                                 "container port", exc.fix) from None
+            if probed not in self.published:
                 raise self._fail("ready", check.describe(),
                                  f"probes port {port}, which the service does not publish",
                                  f"add {port} to the service's ports")
@@ -238,6 +347,11 @@ class ServiceSpec:
     def device_mappings(self) -> tuple[Device, ...]:
         """The normalized devices (typed view of ``devices`` after validation)."""
         return tuple(d for d in self.devices if isinstance(d, Device))
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        """The normalized volumes and bind mounts (typed view of ``volumes``)."""
+        return tuple(m for m in self.volumes if isinstance(m, Mount))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,6 +405,12 @@ class StackSpec:
             raise SpecError(stack=self.name, service=first, field="depends_on", value=cycle,
                             problem="dependency cycle",
                             fix="remove one of the depends_on edges in the cycle") from None
+
+    @property
+    def volumes(self) -> tuple[str, ...]:
+        """The names of the stack's volumes, each made once however many services mount it."""
+        return tuple(sorted({m.source for svc in self.services for m in svc.mounts
+                             if m.is_volume}))
 
     def _sorter(self) -> TopologicalSorter[str]:
         return TopologicalSorter({svc.name: set(svc.depends_on) for svc in self.services})

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
 from envkit import Build, Device, Http, Port, ServiceSpec, SpecError, StackSpec, Tcp
-from envkit.stackfile import load_stack_file
+from envkit.spec import Mount
 
 
 def svc(name: str = "web", **kw: object) -> ServiceSpec:
@@ -119,25 +116,54 @@ def test_spec_is_immutable() -> None:
         spec.environment["A"] = "2"  # type: ignore[index]
 
 
-def test_stack_file_round_trip_and_errors(tmp_path: Path) -> None:
-    path = tmp_path / "s.yml"
-    path.write_text(textwrap.dedent("""
-        name: pair
-        services:
-          web:
-            build: testsvc
-            ports: [8080]
-            ready: [{http: {port: 8080, path: /health}}, {tcp: 8080}]
-          client:
-            image: other:1
-            depends_on: [web]
-    """))
-    spec = load_stack_file(path)
-    assert spec.service("web").image == Build(name="testsvc")
-    assert spec.service("web").ready == (Http(8080, "/health"), Tcp(8080))
-    path.write_text("services:\n  web:\n    image: x\n    depends_on: [db]\n")
-    with pytest.raises(SpecError, match="stack 's', service 'web': field 'depends_on' = 'db'"):
-        load_stack_file(path)
-    path.write_text("services:\n  web:\n    image: x\n    portz: [1]\n")
-    with pytest.raises(SpecError, match="field 'portz' = \\[1\\]: unknown field"):
-        load_stack_file(path)
+def test_one_port_given_alone_is_one_port() -> None:
+    assert svc("web", ports="8080").ports == (Port(8080, "tcp"),)
+    assert svc("web", ports=8554).ports == (Port(8554, "tcp"),)
+
+
+def test_a_check_on_a_bad_port_is_blamed_on_ready_not_ports() -> None:
+    with pytest.raises(SpecError) as info:
+        svc("web", ports=[8080], ready=[Tcp("abc")])
+    assert str(info.value) == (
+        "service 'web': field 'ready' = 'Tcp(abc)': probes something that is not a container "
+        "port\n  fix: give the container port only, such as 8080 or '8554/udp'"
+    )
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("ready_timeout", "30", "must be a number of seconds"),
+    ("stop_timeout", True, "must be a number of seconds"),
+    ("environment", ["A=1"], "must be a mapping of names to values"),
+    ("labels", "x", "must be a mapping of names to values"),
+    ("depends_on", 5, "must be a name or a list of names"),
+    ("aliases", [1], "must be a name or a list of names"),
+    ("ports", 1.5, "must be a list"),
+    ("ready", "http", "must be a list of readiness checks"),
+])
+def test_wrong_types_are_spec_errors(field: str, value: object, problem: str) -> None:
+    with pytest.raises(SpecError) as info:
+        svc("web", **{field: value})
+    assert str(info.value).startswith(f"service 'web': field {field!r} = {value!r}: {problem}")
+
+
+def test_volumes_and_bind_mounts_are_parsed() -> None:
+    web = svc("web", volumes=["data:/var/lib/data", "/srv/in:/in:ro", Mount("logs", "/logs")])
+    assert web.mounts == (Mount("data", "/var/lib/data"), Mount("/srv/in", "/in", True),
+                          Mount("logs", "/logs"))
+    assert [m.is_volume for m in web.mounts] == [True, False, True]
+    stack = StackSpec(name="s", services=[web, svc("other", volumes="data:/d")])
+    assert stack.volumes == ("data", "logs")
+
+
+@pytest.mark.parametrize(("bad", "problem", "fix"), [
+    ("data:var/lib", "the container path 'var/lib' is not absolute", "write it from the root"),
+    ("data:/d:rx", "unknown mode 'rx'", "use 'ro' (read-only) or 'rw'"),
+    ("./in:/in", "the host path './in' is relative", "give an absolute host path"),
+    ("da ta:/d", "'da ta' is neither a volume name nor an absolute host path", "name a volume"),
+    ("data", "not of the form source:/container/path[:ro]", "write e.g. 'data:/var/lib/data'"),
+])
+def test_malformed_volume(bad: str, problem: str, fix: str) -> None:
+    with pytest.raises(SpecError) as info:
+        svc("web", volumes=[bad])
+    assert str(info.value).startswith(f"service 'web': field 'volumes' = {bad!r}: {problem}")
+    assert f"fix: {fix}" in str(info.value)
