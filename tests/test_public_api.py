@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import envkit
+from envkit import camera
 
 
 def test_all_is_sorted_unique_and_importable() -> None:
@@ -29,3 +30,20 @@ def test_import_needs_no_engine() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=20, check=False)
     assert (out.returncode, out.stdout.strip()) == (0, "imported"), out.stderr
+
+
+def test_the_camera_kits_all_is_unique_and_importable() -> None:
+    assert len(camera.__all__) == len(set(camera.__all__))
+    assert set(camera.__all__) == set(camera._EXPORTS)
+    for name in camera.__all__:
+        assert getattr(camera, name) is not None
+
+
+def test_importing_the_packages_and_plugins_imports_nothing_heavy() -> None:
+    code = ("import sys, envkit, envkit.plugin, envkit.camera, envkit.camera.plugin\n"
+            "heavy = ('docker', 'testcontainers', 'yaml', 'websockets', 'jwt', 'tenacity', "
+            "'requests')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin"},
+                         capture_output=True, text=True, timeout=20, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
