@@ -22,7 +22,7 @@ from envkit.session import Envkit
 OWNER_SCRIPT = """
 import os, sys, time
 from envkit.session import Envkit
-from envkit.stacks import demo
+from envkit.demo import demo
 kit = Envkit.from_env(os.environ, worker="benchreap")
 kit.stack(demo()).up()
 print("up", flush=True)

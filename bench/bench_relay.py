@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -31,6 +32,9 @@ import urllib.request
 from pathlib import Path
 
 import docker
+
+from envkit.camera.mediamtx import STANDIN
+from envkit.session import Envkit
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = {"envkit.dev": "1", "envkit.bench": "relay"}
@@ -137,19 +141,16 @@ def stop_proc(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def ensure_image(client: docker.DockerClient, image: str) -> None:
-    try:
-        client.images.get(image)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    base = "envkit/base:bookworm"
-    try:
-        client.images.get(base)
-    except docker.errors.ImageNotFound:
-        base = "envkit/base:probe"
-    client.images.build(path=str(ROOT / "images" / "mediamtx-standin"), tag=image,
-                        buildargs={"BASE_IMAGE": base}, labels=LABELS, rm=True)
+def ensure_image(image: str | None) -> str:
+    """The image to run: *image* if given, else the camera kit's stand-in, built if need be.
+
+    The stand-in's context ships with the camera kit, so envkit's own builder makes it
+    (on the kit's Debian base) exactly as a test run would.
+    """
+    if image is not None:
+        return image
+    kit = Envkit.from_env(os.environ, worker="bench", root=ROOT)
+    return kit.images.resolve(STANDIN)
 
 
 async def first_packet_latency(url: str, size: str, fps: int) -> float:
@@ -237,7 +238,8 @@ async def main_async(args: argparse.Namespace, rtsp: str, api_base: str) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", default="envkit/mediamtx-standin:dev")
+    parser.add_argument("--image", default=None,
+                        help="image to run (default: the camera kit's stand-in, built here)")
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--window", type=float, default=10.0)
@@ -250,7 +252,7 @@ def main() -> int:
         print("ffmpeg not found", file=sys.stderr)
         return 2
     client = docker.from_env()
-    ensure_image(client, args.image)
+    args.image = ensure_image(args.image)
     container = client.containers.run(
         args.image, detach=True, labels=LABELS,
         ports={"8554/tcp": ("127.0.0.1", None), "9997/tcp": ("127.0.0.1", None)})

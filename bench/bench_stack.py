@@ -23,15 +23,15 @@ from functools import partial
 
 import docker
 
-from envkit import Build, Http, ServiceSpec, StackSpec
+from envkit import Http, ServiceSpec, StackSpec
+from envkit.demo import TESTSVC, demo
 from envkit.session import Envkit
-from envkit.stacks import demo
 
 
 def fanout() -> StackSpec:
     """Three services with no dependencies between them."""
     return StackSpec(name="fanout", services=[
-        ServiceSpec(name=f"web{i}", image=Build(name="testsvc"), ports=[8080],
+        ServiceSpec(name=f"web{i}", image=TESTSVC, ports=[8080],
                     ready=[Http(8080, "/health")]) for i in range(3)
     ])
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from envkit.rpc import RpcClient, connect_rpc
+from envkit.camera.rpc import RpcClient, connect_rpc
 
 TokenFn = Callable[[str], str]
 SYNTHETIC_DIR = "/run/camera-service/synthetic"

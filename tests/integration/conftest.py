@@ -8,6 +8,7 @@ import pytest
 
 from envkit import labels
 from envkit.inventory import list_stacks
+from envkit.runtime import Stack
 from envkit.session import Envkit
 
 
@@ -17,12 +18,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+#: Ids of the worker's shared ``envkit_stack``: it outlives every module by design.
+_SHARED: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def envkit_stack(envkit_stack: Stack) -> Stack:
+    """The plugin's shared stack, noted so the leak check below leaves it out."""
+    _SHARED.add(envkit_stack.id)
+    return envkit_stack
+
+
 def _leftovers(kit: Envkit) -> set[str]:
     """The worker's resources, except those of its shared session stack."""
-    shared = kit.stack_id(kit.spec().name)
     found = list_stacks(kit.engine.client,
                         selector=labels.selector(session=kit.session, worker=kit.worker))
-    return {r for s in found if s.stack != shared for r in s.resources}
+    return {r for s in found if s.stack not in _SHARED for r in s.resources}
 
 
 @pytest.fixture(autouse=True, scope="module")

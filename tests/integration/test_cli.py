@@ -11,9 +11,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -23,23 +25,24 @@ import docker
 import pytest
 
 from envkit import labels
+from envkit.demo import TESTSVC
 from envkit.inventory import list_stacks
 from envkit.reaper import remove_stacks
 from envkit.session import Envkit
 
 ENVKIT = str(Path(sys.executable).with_name("envkit"))
-BASE = "envkit/base:bookworm"
 HERE = labels.owner_namespace()
 #: A PID namespace this host does not have: a runner in a container sharing our hostname.
 ELSEWHERE = "00000000-0000-0000-0000-000000000000/4026530000"
 
 
-def run(*argv: str, session: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def run(*argv: str, session: str | None = None, cwd: Path | None = None,
+        **env: str) -> subprocess.CompletedProcess[str]:
     environ = dict(os.environ, **env)
     if session:
         environ["ENVKIT_SESSION"] = session
     return subprocess.run([ENVKIT, *argv], capture_output=True, text=True, env=environ,
-                          timeout=120, check=False)
+                          timeout=300, check=False, cwd=cwd)
 
 
 _beyond = itertools.count(1)
@@ -62,6 +65,8 @@ class Planter:
     def __init__(self, kit: Envkit) -> None:
         self.kit = kit
         self.client: docker.DockerClient = kit.engine.client
+        #: The run's Debian base: an image with ``sleep`` that the suite builds anyway.
+        self.base = kit.images.ensure_base()
         self.tag = uuid.uuid4().hex[:8]
         self.session = f"plant{self.tag}"
         self.stacks: list[str] = []
@@ -75,7 +80,7 @@ class Planter:
             created=(datetime.now(timezone.utc) - age).replace(microsecond=0).isoformat(),
             detached=detached, owner_start=start, owner_ns=namespace)
         self.client.networks.create(f"envkit-{made.stack}", labels=made.stack_labels())
-        self.client.containers.run(BASE, ["sleep", "600"], detach=True,
+        self.client.containers.run(self.base, ["sleep", "600"], detach=True,
                                    name=f"envkit-{made.stack}-svc",
                                    labels=made.service_labels("svc"))
         self.stacks.append(made.stack)
@@ -84,7 +89,8 @@ class Planter:
     def stranger(self) -> str:
         name = f"stranger-{self.tag}-{len(self.strangers)}"
         self.client.networks.create(name)
-        self.client.containers.run(BASE, ["sleep", "600"], detach=True, name=name, network=name)
+        self.client.containers.run(self.base, ["sleep", "600"], detach=True, name=name,
+                                   network=name)
         self.strangers.append(name)
         return name
 
@@ -210,17 +216,28 @@ def test_reaping_an_owner_spares_namesakes_in_other_namespaces_and_pid_successor
 
 
 @pytest.mark.engine_exclusive
-def test_session_start_sweeps_dead_owners(plant: Planter, tmp_path: Path) -> None:
-    """The sweep judges every stack on the engine: alone, like ``gc``."""
+def test_the_first_stack_of_a_session_sweeps_dead_owners(plant: Planter, tmp_path: Path) -> None:
+    """The sweep judges every stack on the engine: alone, like ``gc``.
+
+    A run that makes no stack sweeps nothing (the plugin costs nothing until used); the
+    first stack a run makes removes dead owners' stacks before it starts.
+    """
     dead = plant.stack("dead", owner=f"{socket.gethostname()}:{dead_pid()}")
     alive = plant.stack("alive", owner=f"{socket.gethostname()}:{os.getpid()}")
     plant.stranger()
-    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stdout
-    assert f"{dead} (owner pid" in result.stdout
+
+    def pytest_run(body: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "test_it.py").write_text(body)
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+
+    idle = pytest_run("def test_nothing():\n    pass\n")
+    assert idle.returncode == 0, idle.stdout
+    assert plant.present() == {dead, alive}  # no fixture, no sweep
+    session = pytest_run("def test_uses_a_stack(envkit_stack_factory):\n"
+                         "    envkit_stack_factory('demo')\n")
+    assert session.returncode == 0, session.stdout
     assert plant.present() == {alive}
     assert plant.strangers_alive()
 
@@ -239,42 +256,63 @@ def test_down_all_spares_unlabelled(plant: Planter) -> None:
     assert plant.strangers_alive()
 
 
-def test_images_ls_build_prune(envkit_session: Envkit) -> None:
+@pytest.fixture
+def project(tmp_path: Path, envkit_session: Envkit) -> Iterator[Path]:
+    """A project of its own (a unique name) with ``images/testsvc``; its images go after."""
+    root = tmp_path / f"clip{uuid.uuid4().hex[:8]}"
+    shutil.copytree(Path(str(TESTSVC.context)), root / "images" / "testsvc")
+    yield root
     client = envkit_session.engine.client
-    built = run("images", "build", "testsvc")
+    for image in client.images.list(name=f"envkit/{root.name}/testsvc"):
+        for tag in image.tags:
+            client.images.remove(tag)
+
+
+def test_images_ls_build_prune(envkit_session: Envkit, project: Path) -> None:
+    """Build, list and prune the images of the project in the working directory.
+
+    A stale tag is an older build of the same image (another content hash): prune removes
+    it and keeps the current one. Both carry a nonce, so neither comes from the build cache
+    with an older creation time than the other.
+    """
+    client = envkit_session.engine.client
+    svc = project / "images" / "testsvc" / "svc.py"
+    svc.write_text(f"{svc.read_text()}\n# stale build {uuid.uuid4().hex}\n")
+    stale_build = run("images", "build", "testsvc", cwd=project)
+    assert stale_build.returncode == 0, stale_build.stderr
+    stale = stale_build.stdout.split()[1]
+    time.sleep(1.1)  # image creation times count in seconds
+    svc.write_text(f"{svc.read_text()}\n# current build {uuid.uuid4().hex}\n")
+    built = run("images", "build", "testsvc", cwd=project)
     assert built.returncode == 0, built.stderr
     name, tag = built.stdout.split()
-    assert name == "testsvc" and tag.startswith("envkit/testsvc:")
-    listing = run("images")
+    assert name == "testsvc" and tag.startswith(f"envkit/{project.name}/testsvc:")
+    assert stale != tag and stale.startswith(f"envkit/{project.name}/testsvc:")
+    listing = run("images", cwd=project)
     assert listing.returncode == 0
-    assert any(line.split()[0] == tag and line.split()[-1] == "yes"
-               for line in listing.stdout.splitlines()[1:])
-    stale = "envkit/testsvc:0123456789ab"
-    client.images.get(tag).tag(stale)
-    try:
-        pruned = run("images", "prune")
-        assert pruned.returncode == 0, pruned.stderr
-        assert stale in pruned.stdout.split()
-        assert tag not in pruned.stdout.split()
-        assert client.images.get(tag)
-    finally:
-        if any(stale in i.tags for i in client.images.list(name="envkit/testsvc")):
-            client.images.remove(stale)
-    assert run("images", "ls", "extra").returncode == 2
+    rows = {line.split()[0]: line.split()[-1] for line in listing.stdout.splitlines()[1:]}
+    assert (rows.get(tag), rows.get(stale)) == ("yes", "no"), listing.stdout
+    pruned = run("images", "prune", cwd=project)
+    assert pruned.returncode == 0, pruned.stderr
+    assert stale in pruned.stdout.split()
+    assert tag not in pruned.stdout.split()
+    assert client.images.get(tag)
+    assert run("images", "ls", "extra", cwd=project).returncode == 2
 
 
-def test_doctor_reports_and_fails_with_fixes(tmp_path: Path) -> None:
+def test_doctor_reports_and_fails_with_fixes(tmp_path: Path, envkit_session: Envkit) -> None:
     """Per-check lines on a machine whose state the suite knows; exit 1 exactly on a fail.
 
     The engine answers and the base image exists (the suite builds on it); an empty
     images directory leaves no per-image lines; cameras, leftovers and disk depend on the
     machine, so only their status words are checked, and the exit code against them.
     """
-    good = run("doctor", ENVKIT_IMAGES_DIR=str(tmp_path))
+    base = envkit_session.images.ensure_base()  # the suite builds on it
+    good = run("doctor", cwd=tmp_path)  # an empty project: no images/ of its own
     lines = good.stdout.splitlines()
     assert any(line.startswith("ok    engine: Docker Engine ") for line in lines), good.stdout
     assert any(line.startswith("ok    api version: API 1.") for line in lines)
-    assert f"ok    base image: {BASE}" in lines
+    assert f"ok    base image: {base}" in lines
     assert not any(" image " in line for line in lines)
     checks = {line.split(":")[0][6:]: line[:4].strip() for line in lines
               if line[:4].strip() in ("ok", "warn", "fail")}

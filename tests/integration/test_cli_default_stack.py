@@ -1,4 +1,4 @@
-"""The default stack driven from a shell: `envkit up --json`, `envkit token`, `envkit down`.
+"""The default stack driven from a shell: `envkit up --json`, `envkit-camera token`, `down`.
 
 Only public tools on the host side: the console script, a plain WebSocket client and
 the real ffprobe.
@@ -19,10 +19,11 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 ENVKIT = str(Path(sys.executable).with_name("envkit"))
+ENVKIT_CAMERA = str(Path(sys.executable).with_name("envkit-camera"))
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ENVKIT, *args], capture_output=True, text=True, timeout=300,
+def _run(*args: str, tool: str = ENVKIT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=300,
                           check=False, env={**os.environ, "ENVKIT_SESSION": "clitest"})
 
 
@@ -44,7 +45,7 @@ def test_up_token_plain_client_ffprobe_down() -> None:
         assert set(doc["services"]) == {"mediamtx", "camera-service"}
         ports = {name: svc["ports"] for name, svc in doc["services"].items()}
         assert all(v.startswith("127.0.0.1:") for p in ports.values() for v in p.values())
-        token = _run("token", stack, "--role", "viewer")
+        token = _run("token", stack, "--role", "viewer", tool=ENVKIT_CAMERA)
         assert token.returncode == 0, token.stderr
         jwt = token.stdout.strip().splitlines()[-1]
         ws_addr = ports["camera-service"]["8002/tcp"]
@@ -71,7 +72,9 @@ def test_up_token_plain_client_ffprobe_down() -> None:
     finally:
         down = _run("down", stack)
     assert down.returncode == 0, down.stderr
-    assert _run("token", stack).returncode == 1
+    gone = _run("token", stack, tool=ENVKIT_CAMERA)
+    assert gone.returncode == 1 and "fix:" in gone.stderr
+    assert _run("token", stack).returncode == 2  # the core has no token command
 
 
 def test_attached_up_holds_the_stack_until_ctrl_c() -> None:

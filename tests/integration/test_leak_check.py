@@ -11,7 +11,7 @@ from envkit._teardown import teardown
 from envkit.session import Envkit
 
 LEAKY = """
-from envkit.stacks import demo
+from envkit.demo import demo
 
 def test_forgets_to_tear_down(envkit_session):
     envkit_session.stack(demo(), name="forgotten").up()

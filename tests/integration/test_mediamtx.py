@@ -16,7 +16,7 @@ import mediamtx_checks as mc
 import pytest
 
 from envkit import Build, Http, LogLine, ServiceSpec, StackSpec
-from envkit.mediamtx import STANDIN
+from envkit.camera.mediamtx import STANDIN, chosen
 from envkit.session import Envkit
 
 READY = [LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/info")]
@@ -31,7 +31,7 @@ _CHOSEN: list[Build] = []
 @pytest.fixture(autouse=True, scope="module")
 def _mediamtx_flavour(envkit_session: Envkit) -> None:
     """Run against the image the run chose (ENVKIT_MEDIAMTX: upstream where it can be had)."""
-    _CHOSEN[:] = [envkit_session.mediamtx.image]
+    _CHOSEN[:] = [chosen(envkit_session).image]
 
 
 def mediamtx(env: Mapping[str, str] | None = None) -> ServiceSpec:
@@ -43,7 +43,7 @@ def mediamtx(env: Mapping[str, str] | None = None) -> ServiceSpec:
 def publisher(path: str = "cam") -> ServiceSpec:
     """FFmpeg in another container of the stack, publishing by the service alias."""
     return ServiceSpec(
-        name="publisher", image=Build(name="mediamtx-standin"), depends_on=["mediamtx"],
+        name="publisher", image=STANDIN, depends_on=["mediamtx"],
         command=["ffmpeg", "-nostdin", *mc.publish_args(f"rtsp://mediamtx:8554/{path}")[1:]],
     )
 

@@ -27,7 +27,6 @@ from envkit.session import Envkit
 # No session-start sweep: these runs are about watchdogs and finalizers, and a sweep
 # would remove other tests' planted dead-owner stacks from under them.
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--envkit-no-sweep"]
-BASE = "envkit/base:bookworm"
 CLEAN_WITHIN = 30.0
 
 SLOW_TESTS = """
@@ -87,11 +86,12 @@ def engine(envkit_session: Envkit) -> docker.DockerClient:
 
 
 @pytest.fixture
-def bystander(engine: docker.DockerClient) -> Iterator[str]:
-    """An unlabelled container and network nobody may touch."""
+def bystander(engine: docker.DockerClient, envkit_session: Envkit) -> Iterator[str]:
+    """An unlabelled container and network nobody may touch (on the run's Debian base)."""
     name = f"bystander-{uuid.uuid4().hex[:8]}"
     network = engine.networks.create(name)
-    container = engine.containers.run(BASE, ["sleep", "600"], name=name, detach=True,
+    base = envkit_session.images.ensure_base()
+    container = engine.containers.run(base, ["sleep", "600"], name=name, detach=True,
                                       network=name)
     yield name
     container.remove(force=True)

@@ -12,7 +12,6 @@ from datetime import datetime
 import pytest
 
 from envkit import (
-    Build,
     Http,
     ReadinessTimeoutError,
     ServiceSpec,
@@ -22,9 +21,9 @@ from envkit import (
     Tcp,
     labels,
 )
+from envkit.demo import TESTSVC, demo
 from envkit.inventory import StackInfo, list_stacks
 from envkit.session import Envkit
-from envkit.stacks import demo
 
 
 def _get_json(url: str) -> dict[str, object]:
@@ -95,9 +94,9 @@ def test_down_removes_everything_and_is_idempotent(envkit_session: Envkit) -> No
 
 def test_never_ready_service_raises_with_state_and_logs(envkit_session: Envkit) -> None:
     spec = StackSpec(name="broken", services=[
-        ServiceSpec(name="web", image=Build(name="testsvc"), ports=[8080],
+        ServiceSpec(name="web", image=TESTSVC, ports=[8080],
                     ready=[Http(8080, "/health")]),
-        ServiceSpec(name="mute", image=Build(name="testsvc"), ports=[9999],
+        ServiceSpec(name="mute", image=TESTSVC, ports=[9999],
                     command=["sh", "-c", "echo warming up; echo still warming; sleep 600"],
                     ready=[Tcp(9999)], ready_timeout=2.0),
     ])
@@ -114,7 +113,7 @@ def test_never_ready_service_raises_with_state_and_logs(envkit_session: Envkit) 
 
 def test_service_that_exits_is_reported_at_once(envkit_session: Envkit) -> None:
     spec = StackSpec(name="crash", services=[
-        ServiceSpec(name="dies", image=Build(name="testsvc"), ports=[8080],
+        ServiceSpec(name="dies", image=TESTSVC, ports=[8080],
                     command=["sh", "-c", "echo fatal: no config >&2; exit 3"],
                     ready=[Http(8080)], ready_timeout=30.0),
     ])
@@ -130,7 +129,7 @@ def test_service_that_exits_is_reported_at_once(envkit_session: Envkit) -> None:
 def test_independent_services_start_concurrently(envkit_stack_factory) -> None:
     slow = ["sh", "-c", "sleep 1.5; exec python3 /app/svc.py serve --port 8080"]
     spec = StackSpec(name="pair", services=[
-        ServiceSpec(name=n, image=Build(name="testsvc"), ports=[8080], command=slow,
+        ServiceSpec(name=n, image=TESTSVC, ports=[8080], command=slow,
                     ready=[Http(8080, "/health")]) for n in ("a", "b")
     ])
     stack = envkit_stack_factory(spec)
@@ -187,9 +186,9 @@ def test_session_stack_is_the_default_stack_of_this_worker(
 def test_first_failure_calls_off_the_other_services_waits(envkit_session: Envkit) -> None:
     """A sibling with a 60 s deadline must not hold up the report of a crashed service."""
     spec = StackSpec(name="calloff", services=[
-        ServiceSpec(name="crashes", image=Build(name="testsvc"), ports=[8080],
+        ServiceSpec(name="crashes", image=TESTSVC, ports=[8080],
                     command=["sh", "-c", "sleep 1; exit 4"], ready=[Http(8080)]),
-        ServiceSpec(name="slow", image=Build(name="testsvc"), ports=[8080],
+        ServiceSpec(name="slow", image=TESTSVC, ports=[8080],
                     command=["sleep", "600"], ready=[Http(8080)], ready_timeout=60.0),
     ])
     stack = envkit_session.stack(spec)

@@ -21,8 +21,8 @@ import os
 import pytest
 
 from envkit import camera
+from envkit.camera.rpc import connect_rpc
 from envkit.plugin import StackFactory
-from envkit.rpc import connect_rpc
 from envkit.session import Envkit
 
 DEVICE = "/dev/video0"
@@ -41,10 +41,10 @@ def test_host_camera_is_listed_connected_and_streamed(
                     "fix: sudo modprobe v4l2loopback devices=1 video_nr=0 exclusive_caps=1, "
                     "feed it with ffmpeg (see this module's docstring), or deselect with "
                     "-m 'not v4l2'", pytrace=False)
-    spec = camera.default_stack(envkit_session.mediamtx.image, devices=(DEVICE,),
+    spec = camera.default_stack(camera.chosen(envkit_session).image, devices=(DEVICE,),
                                 synthetic="0")
     stack = envkit_stack_factory(spec)
-    with connect_rpc(camera.ws_url(stack), stack.token("viewer")) as client:
+    with connect_rpc(camera.ws_url(stack), camera.token(stack, "viewer")) as client:
         cams = cc.wait_until(
             f"{DEVICE} CONNECTED",
             lambda: [c for c in client.result("get_camera_list")["cameras"]
