@@ -4,7 +4,7 @@
 builds, bootstraps, pulls or downloads anything: a tag that cannot be computed without
 doing so is reported as unknown, with the reason. Listing and pruning act on one project's
 images (selected by the ``envkit.project`` label), or on every envkit image with
-``project=None``; a prune keeps each image's current and newest tag, never removes
+``project=None``; a prune keeps each image's current (else newest) tag, never removes
 another project's tags, and removes a base only when pruning everything and no envkit
 image is built on it (the engine itself refuses to delete a base with child images).
 """
@@ -130,14 +130,17 @@ def list_images(client: DockerLike, *, project: str | None = None) -> list[Image
     return sorted(infos, key=lambda i: i.tag)
 
 
-def _newest(infos: Iterable[ImageInfo]) -> set[str]:
-    """The newest tag of each (project, name): the one a run most likely still uses."""
-    best: dict[tuple[str, str], ImageInfo] = {}
+def _newest(infos: Iterable[ImageInfo], keep: set[str]) -> set[str]:
+    """The newest tag of each (project, name) with no tag in *keep*.
+
+    Builds named only in stack files (not ``images/<name>``) have no known current tag;
+    their newest is the one a run most likely still uses.
+    """
+    groups: dict[tuple[str, str], list[ImageInfo]] = {}
     for info in infos:
-        key = (info.project, info.name)
-        if key not in best or info.created > best[key].created:
-            best[key] = info
-    return {info.tag for info in best.values()}
+        groups.setdefault((info.project, info.name), []).append(info)
+    return {max(group, key=lambda i: i.created).tag for group in groups.values()
+            if not keep.intersection(i.tag for i in group)}
 
 
 def prune_images(
@@ -145,9 +148,10 @@ def prune_images(
 ) -> list[str]:
     """Untag stale envkit images; return the tags removed.
 
-    Kept: the tags in *keep*, the newest tag of each image, every image a kept image is
-    built on (its ``<name>-deps`` layer, its base), and everything of other projects when
-    *project* is given. Bases go only when *project* is None and nothing is built on them.
+    Kept: the tags in *keep*; the newest tag of each image none of whose tags is in *keep*
+    (a build known only to a stack file); every image a kept image is built on (its
+    ``<name>-deps`` layer, its base); and everything of other projects when *project* is
+    given. Bases go only when *project* is None and nothing is built on them.
     A tag whose image a container (or a child image) still uses is left, not forced.
 
     :param keep: tags still wanted (the current tags from :func:`statuses`).
@@ -157,7 +161,7 @@ def prune_images(
     infos = _all_infos(client)
     built = [i for i in infos if i.name != "base" and _HASH_TAG.match(i.tag)
              and (project is None or i.project == project)]
-    doomed = {i.tag for i in built} - keep - _newest(built)
+    doomed = {i.tag for i in built} - keep - _newest(built, keep)
     while True:  # a kept final image keeps its deps layer, which keeps its base
         used = {i.base for i in infos if i.tag not in doomed}
         if not doomed & used:

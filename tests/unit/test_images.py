@@ -569,3 +569,13 @@ def test_builder_external_base_failure_names_the_fix(root: Path, tmp_path: Path)
         make_builder(root, api, tmp_path).ensure(
             Build(name="svc", args={"BASE_IMAGE": "python:3.12-slim"}))
     assert "docker load" in info.value.fix
+
+
+def test_prune_removes_a_stale_tag_built_in_the_same_second_as_the_current_one() -> None:
+    same = [_img("s1", "envkit/p/svc:000000000001", 5, **{"envkit.image": "svc",
+                                                            LABEL_PROJECT: "p"}),
+            _img("s2", "envkit/p/svc:000000000002", 5, **{"envkit.image": "svc",
+                                                            LABEL_PROJECT: "p"})]
+    removed = prune_images(FakeClient(ListingApi(same)), keep={"envkit/p/svc:000000000001"},
+                           project="p")
+    assert removed == ["envkit/p/svc:000000000002"]
