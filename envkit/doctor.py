@@ -90,7 +90,7 @@ def _image_checks(kit: Envkit, engine: Engine) -> Iterator[Check]:
         )
         return
     yield Check(name="base image", status=OK, detail=base)
-    for status in imageset.statuses(engine.client, builder, kit.settings.images_dir):
+    for status in imageset.statuses(engine.client, builder):
         if status.present:
             yield Check(name=f"image {status.name}", status=OK, detail=str(status.tag))
         else:
