@@ -75,7 +75,7 @@ class Build:
         return str(self.context) if self.context is not None else f"images/{self.name}"
 
     def resolved(self, root: Path) -> Build:
-        """This build with *context* and *requirements* made absolute against *root*."""
+        """Return this build with *context* and *requirements* absolute against *root*."""
         context = Path(self.context) if self.context is not None else Path("images") / self.name
         reqs = None if self.requirements is None else root / Path(self.requirements)
         return replace(self, context=(root / context).resolve(),
