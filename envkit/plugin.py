@@ -224,11 +224,15 @@ def _kit_or_stop(request: pytest.FixtureRequest) -> Envkit:
     pytest.fail(f"envkit: {error}", pytrace=False)
 
 
-def _start(kit: Envkit, spec: StackSpec | str, name: str | None) -> Stack:
-    """Resolve and start a stack, turning envkit's errors into one readable failure."""
+def _start(kit: Envkit, spec: StackSpec | str, name: str | None, *, shared: bool = False) -> Stack:
+    """Resolve and start a stack, turning envkit's errors into one readable failure.
+
+    :param shared: the worker's one session stack, named after its spec (unnumbered), so
+        its id is ``<session>-<worker>-<spec>``.
+    """
     try:
         resolved = kit.spec(spec) if isinstance(spec, str) else spec
-        return kit.stack(resolved, name=name)
+        return kit.stack(resolved, name=resolved.name if shared else name)
     except EnvkitError as exc:
         pytest.fail(f"envkit: {exc}", pytrace=False)
 
@@ -242,7 +246,7 @@ def envkit_session(request: pytest.FixtureRequest) -> Envkit:
 @pytest.fixture(scope="session")
 def envkit_stack(envkit_session: Envkit) -> Iterator[Stack]:
     """The configured stack, started once per worker and shared by its tests."""
-    stack = _start(envkit_session, envkit_session.settings.stack, None)
+    stack = _start(envkit_session, envkit_session.settings.stack, None, shared=True)
     with stack:
         yield stack
 
