@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         EnvkitError,
         ImageBuildError,
         ImageError,
+        NameNotFoundError,
         ReadinessTimeoutError,
         SpecError,
         StackNotFoundError,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from envkit.readiness import Check, Exec, Healthy, Http, LogLine, NotReady, Target, Tcp
     from envkit.runtime import Stack, StackState
     from envkit.session import Envkit
-    from envkit.spec import Build, Device, Port, ServiceSpec, StackSpec
+    from envkit.spec import Build, Device, Mount, Port, ServiceSpec, StackSpec
 
 _EXPORTS = {
     "Build": "envkit.spec",
@@ -48,6 +49,8 @@ _EXPORTS = {
     "Kit": "envkit.kits",
     "KitContext": "envkit.kits",
     "LogLine": "envkit.readiness",
+    "Mount": "envkit.spec",
+    "NameNotFoundError": "envkit.errors",
     "NotReady": "envkit.readiness",
     "Port": "envkit.spec",
     "ReadinessTimeoutError": "envkit.errors",
@@ -80,6 +83,8 @@ __all__ = [
     "Kit",
     "KitContext",
     "LogLine",
+    "Mount",
+    "NameNotFoundError",
     "NotReady",
     "Port",
     "ReadinessTimeoutError",

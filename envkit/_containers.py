@@ -26,7 +26,7 @@ from docker.types import Mount
 
 from envkit import _engine
 from envkit._engine import Engine
-from envkit.errors import DeviceNotFoundError, EnvkitError, SpecError
+from envkit.errors import DeviceNotFoundError, EnvkitError, NameNotFoundError, SpecError
 from envkit.readiness import ContainerState
 from envkit.spec import ServiceSpec
 
@@ -47,16 +47,17 @@ class ServiceHandle:
     def host_endpoint(self, port: int | str) -> tuple[str, int]:
         """Host address and host port of container *port* (``8080`` or ``"8080/tcp"``).
 
-        :raises KeyError: when the port is not published, naming those that are.
+        :raises NameNotFoundError: (a :class:`KeyError`) when the port is not published,
+            naming those that are.
         """
         key = str(port) if "/" in str(port) else f"{port}/tcp"
         try:
             return self.host, self.ports[key]
         except KeyError:
             published = ", ".join(sorted(self.ports)) or "none"
-            raise KeyError(
-                f"service {self.service!r} does not publish {key} (published: {published}); "
-                "add it to the service's ports"
+            raise NameNotFoundError(
+                f"service {self.service!r} does not publish {key} (published: {published})",
+                fix="add the port to the service's ports",
             ) from None
 
     def port_map(self) -> dict[str, str]:

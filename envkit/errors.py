@@ -12,7 +12,8 @@ that a failing test run can be repaired from its message alone::
     ├── DeviceNotFoundError    a device mapping names a host path that is absent
     ├── ReadinessTimeoutError  a service did not become ready before its deadline
     ├── StackStateError        a Stack method was called in the wrong lifecycle state
-    └── StackNotFoundError     no stack on the engine has the given identifier
+    ├── StackNotFoundError     no stack on the engine has the given identifier
+    └── NameNotFoundError      a stack has no such service, or a service no such port
 """
 
 from __future__ import annotations
@@ -165,3 +166,14 @@ class StackNotFoundError(EnvkitError, LookupError):
             f"no stack {stack!r} on this engine (stacks present: {listing})",
             fix="run `envkit ps` to list stacks, and pass one of its identifiers",
         )
+
+
+class NameNotFoundError(EnvkitError, KeyError):
+    """A stack has no service by that name, or a service publishes no such port.
+
+    A :class:`KeyError` too, so ``except KeyError`` around a look-up keeps working.
+    """
+
+    def __str__(self) -> str:
+        # KeyError would print the repr of its argument, quotes and escaped newlines.
+        return str(self.args[0]) if self.args else ""

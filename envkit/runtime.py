@@ -23,7 +23,7 @@ from envkit import _engine, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, check_host_paths, create_service
 from envkit._engine import Engine
 from envkit._teardown import teardown
-from envkit.errors import EngineError, EnvkitError, StackStateError
+from envkit.errors import EngineError, EnvkitError, NameNotFoundError, StackStateError
 from envkit.readiness import Cancelled, wait_ready
 from envkit.spec import Build, ServiceSpec, StackSpec
 
@@ -272,8 +272,10 @@ class Stack:
         try:
             return self._handles[service]
         except KeyError:
-            raise KeyError(f"stack {self.id} has no service {service!r} "
-                           f"(services: {', '.join(sorted(self._handles))})") from None
+            raise NameNotFoundError(
+                f"stack {self.id} has no service {service!r} "
+                f"(services: {', '.join(sorted(self._handles))})",
+                fix="use one of those names") from None
 
     def endpoint(self, service: str, port: int | str) -> tuple[str, int]:
         """Host and ephemeral host port at which *service*'s container *port* is published."""

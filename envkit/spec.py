@@ -14,7 +14,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import MappingProxyType
 
-from envkit.errors import SpecError
+from envkit.errors import NameNotFoundError, SpecError
 from envkit.labels import reserved
 from envkit.readiness import Check
 
@@ -418,13 +418,15 @@ class StackSpec:
     def service(self, name: str) -> ServiceSpec:
         """Return the service called *name*.
 
-        :raises KeyError: naming the services that exist.
+        :raises NameNotFoundError: (a :class:`KeyError`) naming the services that exist.
         """
         for svc in self.services:
             if svc.name == name:
                 return svc
-        raise KeyError(f"stack {self.name!r} has no service {name!r} "
-                       f"(services: {', '.join(s.name for s in self.services)})")
+        raise NameNotFoundError(
+            f"stack {self.name!r} has no service {name!r} "
+            f"(services: {', '.join(s.name for s in self.services)})",
+            fix="use one of those names")
 
     def start_order(self) -> Iterator[ServiceSpec]:
         """Services with every dependency before its dependents."""
