@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,11 @@ DEFAULT_READY_TIMEOUT = 60.0
 SESSION_ENV = "ENVKIT_SESSION"
 #: Room for a CI id such as ``gh-<run id>-<job index>``, short enough for resource names.
 SESSION_MAX = 32
+
+
+def new_session_id() -> str:
+    """A short random id for a run that was given none."""
+    return uuid.uuid4().hex[:12]
 
 
 def sanitize_ident(raw: str, *, limit: int = 32) -> str:

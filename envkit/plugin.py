@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from envkit.config import Settings, sanitize_ident
+from envkit.config import Settings, new_session_id, sanitize_ident
 from envkit.errors import EngineUnavailableError, EnvkitError
 
 if TYPE_CHECKING:
@@ -121,8 +121,6 @@ def _session_id(config: pytest.Config, settings: Settings) -> str:
     The controller picks it and hands it to workers as xdist's ``testrunuid``, so every
     process of the run labels its resources alike.
     """
-    from envkit.session import new_session_id
-
     if settings.session is not None:
         chosen: str | None = settings.session
     elif _is_worker(config):

@@ -11,12 +11,11 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from envkit.config import SESSION_MAX, Settings, sanitize_ident
+from envkit.config import SESSION_MAX, Settings, new_session_id, sanitize_ident
 from envkit.errors import EngineUnavailableError, EnvkitError
 from envkit.kits import Registry
 
@@ -28,11 +27,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 NAME_MAX = 80  # a spec name (63 chars) plus its instance number: never cut to one id
-
-
-def new_session_id() -> str:
-    """A short random id for a run that was given none."""
-    return uuid.uuid4().hex[:12]
 
 
 class Envkit:
