@@ -191,6 +191,6 @@ def _import(ref: str, root: Path) -> object:
 
 def _checked(obj: object, origin: str) -> Kit:
     if not isinstance(obj, Kit):
-        raise EnvkitError(f"{origin} is a {type(obj).__name__}, not an envkit.Kit",
+        raise EnvkitError(f"{origin} is of type {type(obj).__name__}, not an envkit.Kit",
                           fix="point it at a module-level envkit.Kit(...) object")
     return obj

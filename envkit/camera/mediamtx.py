@@ -90,7 +90,12 @@ def chosen(ctx: KitContext) -> Choice:
     same MediaMTX, and a run whose stacks have none never probes the engine for it.
     """
     setting = ctx.settings.options.get(SETTING) or ctx.environ.get(SETTING_ENV) or None
-    return ctx.memo("camera.mediamtx", lambda: choose(ctx.engine.client, setting))
+
+    def decide() -> Choice:
+        # A setting decides alone: no engine connection for it.
+        return choose(None if setting else ctx.engine.client, setting)
+
+    return ctx.memo("camera.mediamtx", decide)
 
 
 def block(ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
