@@ -49,13 +49,24 @@ def mediamtx_status(base_url: str) -> str:
 
 def health_server(mediamtx_url: str, port: int) -> ThreadingHTTPServer:
     """Make the health endpoint's HTTP server (not yet serving)."""
+    last = {"mediamtx": ""}
+    lock = threading.Lock()
+
+    def checked() -> str:
+        mediamtx = mediamtx_status(mediamtx_url)
+        with lock:
+            # Logged on change only: a readiness timeout's log tail then says why.
+            if mediamtx != last["mediamtx"]:
+                print(f"app: MediaMTX at {mediamtx_url}: {mediamtx}", flush=True)
+                last["mediamtx"] = mediamtx
+        return mediamtx
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != "/health":
                 self.send_error(404)
                 return
-            mediamtx = mediamtx_status(mediamtx_url)
+            mediamtx = checked()
             body = json.dumps({
                 "status": "ok" if mediamtx == "reachable" else "degraded",
                 "mediamtx": mediamtx,
