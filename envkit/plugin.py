@@ -235,6 +235,18 @@ def _start(kit: Envkit, spec: StackSpec | str, name: str | None, *, shared: bool
         pytest.fail(f"envkit: {exc}", pytrace=False)
 
 
+def _up(stack: Stack) -> Stack:
+    """Start *stack*, failing the test with envkit's own error and no traceback.
+
+    The error already carries what a traceback through envkit's internals would hide:
+    the service, its state, its log tail and the fix.
+    """
+    try:
+        return stack.up()
+    except EnvkitError as exc:
+        pytest.fail(f"envkit: {exc}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def envkit_session(request: pytest.FixtureRequest) -> Envkit:
     """The worker's :class:`~envkit.session.Envkit`: session id, worker id, engine, kits."""
@@ -244,9 +256,11 @@ def envkit_session(request: pytest.FixtureRequest) -> Envkit:
 @pytest.fixture(scope="session")
 def envkit_stack(envkit_session: Envkit) -> Iterator[Stack]:
     """The configured stack, started once per worker and shared by its tests."""
-    stack = _start(envkit_session, envkit_session.settings.stack, None, shared=True)
-    with stack:
+    stack = _up(_start(envkit_session, envkit_session.settings.stack, None, shared=True))
+    try:
         yield stack
+    finally:
+        stack.down()
 
 
 @pytest.fixture
@@ -261,7 +275,7 @@ def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
     def start(spec: StackSpec | str, *, name: str | None = None) -> Stack:
         stack = _start(envkit_session, spec, name)
         started.append(stack)
-        return stack.up()
+        return _up(stack)
 
     yield start
     errors: list[BaseException] = []

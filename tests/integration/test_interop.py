@@ -31,10 +31,13 @@ def test_testcontainers_container_joins_a_stack_and_goes_with_it(
         extra.with_env("SERVICE_NAME", "extra")
         join_stack(extra, stack, alias="extra").start()
         # The stack's client service fetches what the joined container answers, by alias.
-        code, out = stack.container("client").exec_run(
-            ["python3", "-c", "import urllib.request as u;"
-             "print(u.urlopen('http://extra:8080/').read().decode())"])
-        assert code == 0, out
+        # The joined container's readiness is testcontainers' (none here): poll briefly.
+        fetch = ["python3", "-c", "import time, urllib.request as u\n"
+                 "for _ in range(100):\n"
+                 "    try: print(u.urlopen('http://extra:8080/').read().decode()); break\n"
+                 "    except OSError: time.sleep(0.1)"]
+        code, out = stack.container("client").exec_run(fetch)
+        assert code == 0 and out, out
         assert json.loads(out)["service"] == "extra"
         with pytest.raises(SpecError, match="already a service of the stack"):
             join_stack(DockerContainer(tag), stack, alias="web")

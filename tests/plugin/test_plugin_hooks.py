@@ -121,3 +121,30 @@ def test_leak_check_ends_the_run_with_one_red_line(pytester: pytest.Pytester, co
     result.stdout.fnmatch_lines([line])
     out = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
+
+
+FAILS_TO_START = """
+from envkit import Http, ServiceSpec, StackSpec
+from envkit.demo import TESTSVC
+
+DIES = StackSpec(name="dies", services=[ServiceSpec(
+    name="web", image=TESTSVC, ports=[8080], ready=[Http(8080, "/health")],
+    command=["python3", "-c", "print('bad config'); raise SystemExit(3)"])])
+
+def test_start(envkit_stack_factory):
+    envkit_stack_factory(DIES)
+"""
+
+
+@pytest.mark.integration
+def test_a_stack_that_fails_to_start_fails_the_test_without_envkits_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(FAILS_TO_START)
+    result = pytester.runpytest_subprocess(*NO_SWEEP)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "service 'web' not ready" in out and "exit code 3" in out and "bad config" in out
+    assert "fix: read the log lines above" in out
+    for internal in ("envkit/runtime.py", "envkit/readiness.py", "envkit/plugin.py"):
+        assert internal not in out, out
