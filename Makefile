@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 images: install
-	$(VENV)/bin/envkit images build
+	$(VENV)/bin/envkit images build --stack default --stack demo
 
 # The engine-wide tests (`envkit down --all`, `envkit gc`, the session-start sweep) run
 # alone, after the rest, so they cannot remove the stacks of tests running beside them. The v4l2 test needs a camera device

@@ -26,7 +26,7 @@ from envkit.imageset import list_images, prune_images
 from envkit.inventory import list_stacks
 from envkit.runtime import Stack
 from envkit.session import Envkit
-from envkit.spec import Build
+from envkit.spec import Build, StackSpec
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CommandFn = Callable[[argparse.Namespace, Envkit], int]
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images/<NAME> under the project root to build (default: all)")
     images.add_argument("--all", action="store_true",
                         help="ls/prune every envkit image on the engine, not only this project's")
+    images.add_argument("--stack", action="append", default=[], metavar="NAME|PATH",
+                        help="with build: also the images of this stack (a kit's stack or a "
+                        "stack file), e.g. before a CI run; repeatable")
     sub.add_parser("doctor", help="check engine, images, cameras and disk; say how to fix")
     return parser
 
@@ -196,8 +199,13 @@ def cmd_images(args: argparse.Namespace, kit: Envkit) -> int:
     if args.all and args.action == "build":
         _err("envkit images: --all goes with `ls` and `prune`; `build` builds this project's")
         return EXIT_USAGE
+    if args.stack and args.action != "build":
+        _err("envkit images: --stack goes with `build` only")
+        return EXIT_USAGE
     client, builder = kit.engine.client, kit.images
     if args.action == "build":
+        if args.stack and not args.names:
+            return _build_stacks(builder, [kit.spec(ref) for ref in args.stack])
         return _build_images(builder, args.names or _buildable(kit))
     project = None if args.all else builder.project
     current = {s.tag for s in imageset.statuses(client, builder) if s.tag} | {builder.base_tag}
@@ -212,6 +220,18 @@ def cmd_images(args: argparse.Namespace, kit: Envkit) -> int:
              i.created.strftime("%Y-%m-%d %H:%M"), "yes" if i.tag in current else "no"]
             for i in list_images(client, project=project)]
     _table.render(["TAG", "ID", "SIZE", "CREATED", "CURRENT"], rows, stream=sys.stdout)
+    return EXIT_OK
+
+
+def _build_stacks(builder: ImageBuilder, specs: Sequence[StackSpec]) -> int:
+    """Build every image the stacks build (once each), reporting each tag."""
+    builds: list[Build] = []
+    for svc in (svc for spec in specs for svc in spec.services):
+        if isinstance(svc.image, Build) and svc.image not in builds:  # unhashable: args
+            builds.append(svc.image)
+    for index, build in enumerate(builds, 1):
+        _err(f"envkit: [{index}/{len(builds)}] {build.name} ({build})")
+        print(f"{build.name}  {builder.ensure(build)}", flush=True)
     return EXIT_OK
 
 
