@@ -13,6 +13,7 @@ import io
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -112,7 +113,11 @@ class ServiceHandle:
                               "container path is not absolute", fix=f"write it as '/{dst}'")
         folder, name = (dst.rstrip("/") or "/", src.name) if dst.endswith("/") else (
             posixpath.split(dst))
-        data = _tar(src, name)
+        try:
+            data = _tar(src, name)
+        except OSError as exc:
+            raise EnvkitError(f"cannot read {src} to copy it to service {self.service!r}: "
+                              f"{exc.strerror or exc}", fix="check its permissions") from None
         _engine.call(f"copy {src} to {self.service}:{dst}",
                      lambda: self.container.put_archive(folder or "/", data),
                      fix=f"check that the directory {folder or '/'} exists in the container "
@@ -133,25 +138,35 @@ class ServiceHandle:
                               f"{target.parent} on this host", fix="create it first")
 
         def fetch() -> tuple[bytes, str]:
-            stream, stat = self.container.get_archive(src)
-            return b"".join(stream), str(stat["name"])
+            stream, info = self.container.get_archive(src)
+            return b"".join(stream), str(info["name"])
 
         data, top = _engine.call(f"copy {self.service}:{src} to {target}", fetch,
                                  fix=f"check that {src} exists in the container "
                                  "(stack.container(service).exec_run(['ls', '-l', path]))")
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            try:
-                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                    _extract(tar, Path(tmp))
-            except tarfile.TarError as exc:
-                raise EnvkitError(f"cannot unpack {self.service}:{src}: {exc}",
-                                  fix="copy a path without links that leave it") from None
-            copied = Path(tmp) / top
-            if copied.is_dir():
-                shutil.copytree(copied, target, symlinks=True, dirs_exist_ok=True)
-            else:
-                os.replace(copied, target)
+        try:
+            _unpack(data, top, target)
+        except tarfile.TarError as exc:
+            raise EnvkitError(f"cannot unpack {self.service}:{src}: {exc}",
+                              fix="copy a path without links that leave it") from None
+        except OSError as exc:
+            raise EnvkitError(f"cannot write {self.service}:{src} to {target}: "
+                              f"{exc.strerror or exc}",
+                              fix="check the host path (a file cannot replace a directory) "
+                              "and its permissions") from None
         return target
+
+
+def _unpack(data: bytes, top: str, target: Path) -> None:
+    """Unpack a ``get_archive`` tarball whose top entry is *top* to *target*."""
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            _extract(tar, Path(tmp))
+        copied = Path(tmp) / top
+        if copied.is_dir():
+            shutil.copytree(copied, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            os.replace(copied, target)
 
 
 def _tar(src: Path, name: str) -> bytes:
@@ -209,10 +224,18 @@ def check_host_paths(spec: ServiceSpec) -> None:
     :raises SpecError: naming the service, the mount and the missing path.
     """
     for mount in spec.mounts:
-        if not mount.is_volume and not os.path.exists(mount.source):
+        if mount.is_volume:
+            continue
+        if not os.path.exists(mount.source):
             raise SpecError(stack=None, service=spec.name, field="volumes", value=str(mount),
                             problem=f"the host path {mount.source} does not exist",
                             fix="create it, or correct the path (Docker would refuse the mount)")
+        if stat.S_ISSOCK(os.stat(mount.source).st_mode):
+            # A socket under another name or through a symlink: the engine's, perhaps.
+            raise SpecError(stack=None, service=spec.name, field="volumes", value=str(mount),
+                            problem=f"the host path {mount.source} is a socket",
+                            fix="envkit binds no sockets into services (the Docker socket "
+                            "would hand them the host); expose the service over TCP")
 
 
 def create_service(

@@ -39,4 +39,6 @@ def _service(stack: Stack, service: str, tail: int) -> str:
     ports = ", ".join(f"{k} -> {v}" for k, v in stack.ports(service).items()) or "none"
     text = bytes(logs).decode("utf-8", "replace").rstrip("\n")
     lines = "\n".join(f"    {line}" for line in text.splitlines()) or "    (no output)"
-    return f"--- {service} ({status}; ports {ports}); last {tail} log lines:\n{lines}"
+    image = (container.attrs.get("Config") or {}).get("Image", "?")
+    return (f"--- {service} ({status}; image {image}; ports {ports}); "
+            f"last {tail} log lines:\n{lines}")

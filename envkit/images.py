@@ -194,7 +194,22 @@ class ImageBuilder:
     # --- planning -------------------------------------------------------------------------
 
     def _plan(self, build: Build, *, make: bool) -> Plan:
-        """Resolve *build* to its inputs and tag; *make* allows bootstraps and downloads."""
+        """Resolve *build* to its inputs and tag; *make* allows bootstraps and downloads.
+
+        :raises ImageError: also for a file of the context that cannot be read (a
+            root-owned directory a container wrote through a bind mount, say).
+        """
+        try:
+            return self._resolve_plan(build, make=make)
+        except OSError as exc:
+            where = exc.filename or build.context or f"images/{build.name}"
+            raise ImageError(
+                image=f"envkit/{self._namespace(build)}/{build.name}",
+                problem=f"cannot read {where}: {exc.strerror or exc}",
+                fix="add it to the context's .dockerignore, or fix its permissions",
+            ) from None
+
+    def _resolve_plan(self, build: Build, *, make: bool) -> Plan:
         b = build.resolved(self.root)
         namespace = self._namespace(b)
         shown = f"envkit/{namespace}/{b.name}"

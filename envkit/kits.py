@@ -108,7 +108,14 @@ class Registry:
         """
         found: dict[str, Kit] = {}
         for point in entry_points(group=ENTRY_POINT_GROUP):
-            kit = _checked(point.load(), f"entry point {point.name} = {point.value}")
+            origin = f"entry point {point.name} = {point.value}"
+            try:
+                loaded = point.load()
+            except Exception as exc:  # an installed package's import error, whatever it is
+                raise EnvkitError(f"{origin} does not load: {type(exc).__name__}: {exc}",
+                                  fix="repair or uninstall the package that declares it "
+                                  f"(`pip show -f` lists it; group {ENTRY_POINT_GROUP})") from None
+            kit = _checked(loaded, origin)
             found.setdefault(kit.name, kit)
         for ref in settings.kits:
             kit = _checked(_import(ref, settings.root), f"kit reference {ref!r}")

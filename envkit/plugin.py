@@ -86,6 +86,9 @@ class _Holder:
         self.settings = settings
         self.session = session
         self.worker = config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
+        #: xdist's id of this run (the same in every worker), when xdist runs.
+        self.run: str | None = (config.workerinput["testrunuid"] if _is_worker(config)  # type: ignore[attr-defined]
+                                else getattr(config.option, "testrunuid", None))
         self._kit: Envkit | None = None
         self._lock = threading.Lock()
         #: Set on the controller when an xdist worker reports it reached the engine.
@@ -106,7 +109,7 @@ class _Holder:
                 self._kit = Envkit(
                     settings=settings, environ=os.environ, session=self.session,
                     worker=self.worker, progress=_stderr_line if verbose else None,
-                    sweep=not self.config.getoption("envkit_no_sweep"),
+                    sweep=not self.config.getoption("envkit_no_sweep"), run=self.run,
                 )
             return self._kit
 
@@ -129,7 +132,9 @@ def _session_id(config: pytest.Config, settings: Settings) -> str:
         uid = getattr(config.option, "testrunuid", None)
         chosen = sanitize_ident(uid, limit=12) if uid else None
     session = chosen or new_session_id()
-    if hasattr(config.option, "testrunuid") and config.option.testrunuid is None:
+    # With ENVKIT_SESSION every worker reads it itself, and xdist keeps a random run id
+    # of its own (several runs may share a session; each run sweeps once).
+    if settings.session is None and getattr(config.option, "testrunuid", "") is None:
         config.option.testrunuid = session
     return session
 

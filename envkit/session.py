@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,7 +40,9 @@ class Envkit:
     :param worker: the xdist worker id, ``main`` outside xdist.
     :param progress: receives image-build progress lines; ``None`` builds quietly.
     :param sweep: before this session's first stack, remove stacks of dead owners (once
-        per session across its processes; see :func:`envkit.reaper.sweep`).
+        per run across its processes; see :func:`envkit.reaper.sweep`).
+    :param run: what the processes of one run share and no other run has (xdist's
+        ``testrunuid``), electing the one that sweeps; ``None``: this process alone.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Envkit:
         worker: str = "main",
         progress: Callable[[str], None] | None = None,
         sweep: bool = False,
+        run: str | None = None,
     ) -> None:
         self.settings = settings
         self.session = sanitize_ident(session, limit=SESSION_MAX)
@@ -58,6 +62,7 @@ class Envkit:
         self.environ: Mapping[str, str] = dict(environ)
         self._progress = progress
         self._sweep = sweep
+        self._run = run
         self._engine: Engine | None = None
         self._engine_error: EngineUnavailableError | None = None
         self._builder: ImageBuilder | None = None
@@ -187,22 +192,39 @@ class Envkit:
         return made
 
     def _sweep_once(self) -> None:
-        """Remove dead owners' stacks before the session's first stack, in one process.
+        """Remove dead owners' stacks before the run's first stack, in one process.
 
-        Every worker of a session may get here first; an exclusively created marker file
-        per session elects one of them, so the engine is swept once, not once per worker.
+        Every worker of a run may get here first; an exclusively created marker file per
+        run elects one of them, so the engine is swept once, not once per worker. Keyed by
+        the run, not the session: a CI job that reuses its ``ENVKIT_SESSION`` for several
+        runs sweeps before each.
         """
         if not self._sweep:
             return
         self._sweep = False
         from envkit import reaper
 
-        marker = self.settings.cache_dir / "sweeps" / self.session
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
+        if self._run is not None and not _elected(self.settings.cache_dir / "sweeps", self._run):
             return
-        except OSError:
-            pass  # no cache directory to coordinate in: sweeping twice is only slower
         reaper.sweep(self.engine, older_than=reaper.older_than_from_env(self.environ))
+
+
+#: Markers of runs older than this are debris: no run lasts a day between its workers.
+_MARKER_TTL = 86400.0
+
+
+def _elected(folder: Path, run: str) -> bool:
+    """Whether this process is the first of run *run* to get here (marker file created)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in folder.iterdir():
+            if now - old.stat().st_mtime > _MARKER_TTL:
+                old.unlink(missing_ok=True)
+        os.close(os.open(folder / sanitize_ident(run, limit=64),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    except OSError:
+        pass  # nowhere to coordinate: sweeping twice is only slower
+    return True

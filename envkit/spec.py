@@ -128,6 +128,10 @@ class Mount:
         return f"{self.source}:{self.target}:{'ro' if self.read_only else 'rw'}"
 
 
+#: Bind sources that give a container the machine: the root and the engine's socket.
+_FORBIDDEN_BINDS = frozenset({"", "/var/run/docker.sock", "/run/docker.sock"})
+
+
 def parse_mount(raw: str | Mount, *, service: str | None = None) -> Mount:
     """Parse compose's short syntax ``name:/path[:ro|rw]`` or ``/host/path:/path[:ro|rw]``.
 
@@ -154,6 +158,10 @@ def parse_mount(raw: str | Mount, *, service: str | None = None) -> Mount:
         raise fail(f"the host path {source!r} is relative",
                    fix="give an absolute host path (in Python, e.g. str(Path(...).resolve())); "
                    "stack files resolve relative paths against their own directory")
+    if source.rstrip("/") in _FORBIDDEN_BINDS or source.endswith("/docker.sock"):
+        raise fail(f"binding {source!r} would hand the container the host or its engine",
+                   fix="bind only the files the service needs; envkit never gives a service "
+                   "the Docker socket or the host's root")
     if not source.startswith("/") and not _VOLUME.match(source):
         raise fail(f"{source!r} is neither a volume name nor an absolute host path",
                    fix="name a volume with letters, digits, '_', '.' and '-', or give an "

@@ -81,7 +81,9 @@ def load_stack_file(
         raise SpecError(stack=path.stem, service=None, field="(file)", value=str(path),
                         problem=f"cannot read YAML: {exc}",
                         fix="check the path and the YAML syntax") from None
-    return stack_from_dict(data, default_name=path.stem, base_dir=path.parent,
+    # A file without `name:` is named after itself, folded into a valid stack name.
+    default = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_")[:63] or "stack"
+    return stack_from_dict(data, default_name=default, base_dir=path.parent,
                            environ=environ, services=services, source=str(path))
 
 

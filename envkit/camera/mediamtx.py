@@ -38,7 +38,7 @@ READY = (LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/paths/list"))
 
 @dataclass(frozen=True)
 class Choice:
-    """The MediaMTX image a run uses and why (shown in the pytest report header)."""
+    """The MediaMTX image a run uses and why (``reason``, for reports and ``doctor``)."""
 
     image: Build
     reason: str

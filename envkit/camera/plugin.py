@@ -35,6 +35,17 @@ def pytest_configure(config: pytest.Config) -> None:
         kit_options(config)[SETTING] = chosen
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The kit's line, from its setting alone: the header must not reach for the engine."""
+    import os
+
+    chosen = kit_options(config).get(SETTING) or os.environ.get(SETTING_ENV)
+    how = (f"{chosen} (by setting)" if chosen else
+           "auto (upstream where the engine has it, else the stand-in), decided at the "
+           "first stack that runs it")
+    return [f"envkit camera kit: MediaMTX: {how}"]
+
+
 @pytest.fixture
 def envkit_rpc(envkit_stack: Stack) -> Iterator[RpcClient]:
     """A JSON-RPC client connected to the worker's camera service, authenticated as admin.

@@ -27,9 +27,10 @@ def test_failed_test_report_carries_stack_logs(pytester: pytest.Pytester) -> Non
     assert out.count("- envkit stack ") == 1, out  # only the failing test's report
     result.stdout.fnmatch_lines([
         "*- envkit stack *-main-demo-* -*",
-        "--- web (running; ports 8080/tcp -> 127.0.0.1:*); last 25 log lines:",
+        "--- web (running; image envkit/envkit/testsvc:*; ports 8080/tcp -> 127.0.0.1:*); "
+        "last 25 log lines:",
         "*GET / HTTP/1.1*",
-        "--- client (running; ports 8080/tcp -> 127.0.0.1:*)*",
+        "--- client (running; image envkit/envkit/testsvc:*; ports 8080/tcp -> 127.0.0.1:*)*",
     ])
 
 
@@ -97,7 +98,7 @@ def test_diagnostics_reach_every_failed_test_that_used_a_stack_and_only_those(
                            "test_fails_with_the_shared_stack"}, out
     direct = blocks["test_fails_with_a_direct_stack"]
     assert re.search(r"- envkit stack \S+-main-direct -", direct), direct
-    assert "--- web (running; ports 8080/tcp -> 127.0.0.1:" in direct
+    assert "--- web (running; image envkit/envkit/testsvc:" in direct
     assert "- envkit stack " not in blocks["test_fails_without_a_stack"]
     shared = blocks["test_fails_with_the_shared_stack"]
     assert re.search(r"- envkit stack \S+-main-shared -", shared), shared

@@ -52,8 +52,9 @@ def test_a_run_without_envkit_fixtures_costs_nothing(
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.OK, out
     result.assert_outcomes(passed=1)
-    for word in ("unreachable", "error", "Traceback", "MediaMTX", "pull"):
+    for word in ("unreachable", "error", "Traceback", "pull", "chosen", "standin"):
         assert word not in out, out
+    assert "MediaMTX: auto" in out  # the camera kit's header: its setting, no choice
     # A connection attempt, had there been one, would have gone through envkit._engine.
     records = [json.loads(p.read_text()) for p in pytester.path.glob("loaded-*.json")]
     assert len(records) == (3 if workers else 1), records

@@ -36,7 +36,9 @@ def test_plugin_works_without_xdist(pytester: pytest.Pytester,
         "*1 passed*",
     ])
     out = result.stdout.str()
-    assert "unreachable" not in out and "MediaMTX" not in out
+    assert "unreachable" not in out
+    # The camera kit's header line comes from its setting alone: no choice was made.
+    assert "envkit camera kit: MediaMTX: auto (upstream where the engine has it" in out
 
 
 CHOICE = """
@@ -61,14 +63,14 @@ def test_each_worker_applies_the_mediamtx_option_on_first_use(
 ) -> None:
     """No hand-off from the controller: every process reads ``--envkit-mediamtx`` itself.
 
-    Each chooses when a stack first needs MediaMTX; the report header names no choice.
+    Each chooses when a stack first needs MediaMTX; the report header names the setting.
     """
     monkeypatch.delenv("ENVKIT_MEDIAMTX", raising=False)
     pytester.makepyfile(CHOICE)
     result = pytester.runpytest_subprocess("-n", "2", "--envkit-mediamtx", "standin", *NO_SWEEP)
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, out
-    assert "MediaMTX" not in out
+    assert "envkit camera kit: MediaMTX: standin (by setting)" in out
     chosen = {p.read_text() for p in pytester.path.glob("chosen-gw*")}
     assert chosen == {"standin standin"}, chosen
 

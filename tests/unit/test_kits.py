@@ -130,3 +130,20 @@ def test_a_bad_kit_reference_says_what_and_how_to_fix(
     for word in words:
         assert word in str(error)
     assert repr(ref) in str(error)
+
+
+def test_an_installed_kit_that_does_not_import_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BrokenPoint:
+        name, value = "shop", "shop_testing.kit:KIT"
+
+        def load(self) -> object:
+            raise ModuleNotFoundError("No module named 'shop_testing'")
+
+    monkeypatch.setattr("envkit.kits.entry_points", lambda group: [BrokenPoint()])
+    with pytest.raises(EnvkitError) as err:
+        Registry.load(Settings(root=tmp_path))
+    message = str(err.value)
+    assert "entry point shop = shop_testing.kit:KIT does not load: ModuleNotFoundError" in message
+    assert "fix: repair or uninstall the package that declares it" in message

@@ -9,6 +9,7 @@ Hand-written stand-ins for xdist's config and a kit's context, in the manner of 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,8 +53,9 @@ def test_envkit_session_is_kept_whole_on_controller_and_workers() -> None:
     assert len(given) == 32
     controller = FakeConfig()
     assert session_of(controller, given) == given
-    assert controller.option.testrunuid == given  # handed to the workers
-    worker = FakeConfig(workerinput={"testrunuid": given, "workerid": "gw0"})
+    # Workers read ENVKIT_SESSION themselves; xdist keeps its own random run id.
+    assert controller.option.testrunuid is None
+    worker = FakeConfig(workerinput={"testrunuid": "0123456789abcdef", "workerid": "gw0"})
     assert session_of(worker, given) == given
 
 
@@ -182,9 +184,9 @@ def test_no_probe_for_a_stack_without_mediamtx(monkeypatch: pytest.MonkeyPatch) 
 
 
 def sweeping_kit(tmp_path: Path, swept: list[object], *, sweep: bool = True,
-                 session: str = "s") -> Envkit:
+                 run: str | None = "r", session: str = "s") -> Envkit:
     kit = Envkit(settings=Settings(root=tmp_path, cache_dir=tmp_path / "cache"), environ={},
-                 session=session, sweep=sweep)
+                 session=session, sweep=sweep, run=run)
     kit._engine = SimpleNamespace(client=None)  # type: ignore[assignment]
     kit._builder = SimpleNamespace()  # type: ignore[assignment]
     return kit
@@ -208,12 +210,26 @@ def test_the_sweep_waits_for_the_first_stack_and_runs_once(tmp_path: Path,
     assert swept == [kit.engine] and len(kit.made) == 2
 
 
-def test_one_process_of_a_session_sweeps(tmp_path: Path, swept: list[object]) -> None:
-    """Every worker gets to its first stack; the session's marker elects one sweeper."""
+def test_one_process_of_a_run_sweeps(tmp_path: Path, swept: list[object]) -> None:
+    """Every worker gets to its first stack; the run's marker elects one sweeper."""
     for _ in range(3):
-        sweeping_kit(tmp_path, swept, session="shared").stack(demo())
-    sweeping_kit(tmp_path, swept, session="other").stack(demo())
+        sweeping_kit(tmp_path, swept, run="run-1").stack(demo())
+    assert len(swept) == 1
+    # A later run of the same session (a CI job's fixed ENVKIT_SESSION) sweeps again.
+    sweeping_kit(tmp_path, swept, run="run-2").stack(demo())
     assert len(swept) == 2
+    # A process alone (no xdist) needs no election.
+    sweeping_kit(tmp_path, swept, run=None).stack(demo())
+    sweeping_kit(tmp_path, swept, run=None).stack(demo())
+    assert len(swept) == 4
+
+
+def test_stale_sweep_markers_are_removed(tmp_path: Path, swept: list[object]) -> None:
+    sweeping_kit(tmp_path, swept, run="old").stack(demo())
+    marker = tmp_path / "cache" / "sweeps" / "old"
+    os.utime(marker, (0, 0))
+    sweeping_kit(tmp_path, swept, run="new").stack(demo())
+    assert not marker.exists() and (tmp_path / "cache" / "sweeps" / "new").exists()
 
 
 def test_no_sweep_when_told_not_to(tmp_path: Path, swept: list[object]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
 from envkit import Build, Device, Http, Port, ServiceSpec, SpecError, StackSpec, Tcp
+from envkit._containers import check_host_paths
 from envkit.spec import Mount
 
 
@@ -167,3 +171,22 @@ def test_malformed_volume(bad: str, problem: str, fix: str) -> None:
         svc("web", volumes=[bad])
     assert str(info.value).startswith(f"service 'web': field 'volumes' = {bad!r}: {problem}")
     assert f"fix: {fix}" in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["/var/run/docker.sock", "/run/docker.sock", "/",
+                                    "/home/me/.docker/run/docker.sock"])
+def test_binds_that_hand_over_the_host_are_refused(source: str) -> None:
+    with pytest.raises(SpecError) as err:
+        ServiceSpec(name="web", image="x:1", volumes=[f"{source}:/mnt"])
+    assert err.value.field == "volumes"
+    assert "would hand the container the host or its engine" in str(err.value)
+    assert "never gives a service the Docker socket" in str(err.value)
+
+
+def test_a_bind_of_any_socket_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "engine.sock"  # the engine's socket under another name
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        with pytest.raises(SpecError) as err:
+            check_host_paths(ServiceSpec(name="web", image="x:1", volumes=[f"{path}:/s"]))
+    assert f"the host path {path} is a socket" in str(err.value)
