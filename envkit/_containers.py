@@ -303,7 +303,7 @@ def _create_args(
         network_mode=network,
         # Host port left empty: Docker binds a free one itself, so nothing can race us.
         port_bindings={str(p): (engine.publish_ip, None) for p in spec.published},
-        init=True,
+        init=spec.init,
         devices=[str(d) for d in spec.device_mappings],
         tmpfs={path: options for path, _, options in (t.partition(":") for t in spec.tmpfs)},
         security_opt=["no-new-privileges"],
@@ -313,6 +313,9 @@ def _create_args(
     return {
         "image": image,
         "command": list(spec.command) if spec.command is not None else None,
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+        "stop_signal": spec.stop_signal,
+        "healthcheck": spec.healthcheck.engine_config() if spec.healthcheck else None,
         "name": container_name,
         "hostname": spec.name,
         "user": spec.user,

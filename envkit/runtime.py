@@ -10,8 +10,10 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +26,7 @@ from envkit._containers import ServiceHandle, check_devices, check_host_paths, c
 from envkit._engine import Engine
 from envkit._teardown import teardown
 from envkit.errors import EngineError, EnvkitError, NameNotFoundError, StackStateError
-from envkit.readiness import Cancelled, wait_ready
+from envkit.readiness import LOG_TAIL_LINES, Cancelled, wait_ready
 from envkit.spec import Build, ServiceSpec, StackSpec
 
 
@@ -222,16 +224,21 @@ class Stack:
     def _start_services(self, tags: dict[str, str]) -> None:
         """Start every service on its own thread; the first failure cancels the others.
 
-        The threads are always joined before returning, also on Ctrl-C, so teardown never
-        races a thread that is still creating a container.
+        A dependent waits for each dependency as its condition says: the container made
+        (``started``), its readiness checks passed (``healthy``) or it exited 0
+        (``completed``). The threads are always joined before returning, also on Ctrl-C,
+        so teardown never races a thread that is still creating a container.
         """
         futures: dict[str, Future[ServiceHandle]] = {}
+        started: dict[str, Future[ServiceHandle]] = {s.name: Future() for s in self.spec.services}
         pool = ThreadPoolExecutor(max_workers=len(self.spec.services),
                                   thread_name_prefix=f"envkit-{self.spec.name}")
         try:
             for svc in self.spec.start_order():
-                deps = [futures[d] for d in svc.depends_on]
-                futures[svc.name] = pool.submit(self._start_one, svc, tags[svc.name], deps)
+                deps = {d: (started if svc.condition(d) == "started" else futures)[d]
+                        for d in svc.depends_on}
+                futures[svc.name] = pool.submit(self._start_one, svc, tags[svc.name], deps,
+                                                started[svc.name])
             _, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
             if pending:  # one failed: the stack is lost, stop the others' waits early
                 self._cancel.set()
@@ -246,24 +253,64 @@ class Stack:
             raise (root or errors)[0]  # type: ignore[misc]
 
     def _start_one(
-        self, svc: ServiceSpec, tag: str, deps: Sequence[Future[ServiceHandle]]
+        self, svc: ServiceSpec, tag: str, deps: Mapping[str, Future[ServiceHandle]],
+        started: Future[ServiceHandle],
     ) -> ServiceHandle:
-        for dep in deps:
-            if dep.exception() is not None:
-                raise _DependencyFailed(f"service {svc.name!r} not started: a dependency failed")
-        if self._cancel.is_set():
-            raise Cancelled(f"service {svc.name!r} not started: the stack is being torn down")
-        handle = create_service(
-            engine=self.engine, spec=svc, image=tag, network=self.network,
-            labels=self.ownership.service_labels(svc.name, svc.labels),
-            container_name=f"{self.network}-{svc.name}",
-            volumes={m.source: self.volume(m.source) for m in svc.mounts if m.is_volume},
-        )
+        try:
+            for name, dep in deps.items():
+                if self._outcome(svc, dep) is not None:
+                    raise _DependencyFailed(
+                        f"service {svc.name!r} not started: its dependency {name!r} failed")
+                if svc.condition(name) == "completed":
+                    self._await_exit(self.spec.service(name), svc.name)
+            if self._cancel.is_set():
+                raise Cancelled(f"service {svc.name!r} not started: the stack is being torn down")
+            handle = create_service(
+                engine=self.engine, spec=svc, image=tag, network=self.network,
+                labels=self.ownership.service_labels(svc.name, svc.labels),
+                container_name=f"{self.network}-{svc.name}",
+                volumes={m.source: self.volume(m.source) for m in svc.mounts if m.is_volume},
+            )
+        except BaseException as exc:
+            started.set_exception(exc)
+            raise
         with self._lock:
             self._handles[svc.name] = handle
+        started.set_result(handle)
         wait_ready(handle, svc.ready, timeout=svc.ready_timeout or self._ready_timeout,
                    cancelled=self._cancel.is_set)
         return handle
+
+    def _outcome(self, svc: ServiceSpec, dep: Future[ServiceHandle]) -> BaseException | None:
+        """Wait for *dep*; its exception, if any. A cancelled stack stops the wait."""
+        while True:
+            if self._cancel.is_set():
+                raise Cancelled(f"service {svc.name!r} not started: the stack is being torn down")
+            try:
+                return dep.exception(timeout=0.1)
+            except FutureTimeout:
+                continue
+
+    def _await_exit(self, dep: ServiceSpec, dependent: str) -> None:
+        """Wait until *dep*'s container exits, and fail unless it exited 0 (``completed``)."""
+        handle = self._handles[dep.name]
+        deadline = time.monotonic() + (dep.ready_timeout or self._ready_timeout)
+        while (state := handle.state()).running:
+            if self._cancel.is_set():
+                raise Cancelled(f"wait for {dep.name} to complete called off")
+            if time.monotonic() > deadline:
+                raise EnvkitError(
+                    f"service {dependent!r} waits for {dep.name!r} to complete, but it still "
+                    f"runs after {dep.ready_timeout or self._ready_timeout:g}s",
+                    fix=f"make {dep.name!r} exit when done, or depend on it with condition "
+                    "started/healthy")
+            time.sleep(0.1)
+        if state.exit_code != 0:
+            tail = "\n".join(handle.logs().splitlines()[-LOG_TAIL_LINES:])
+            raise EnvkitError(
+                f"service {dep.name!r} exited {state.exit_code}; {dependent!r} depends on it "
+                f"completing successfully (exit 0). Its log ends:\n{tail}",
+                fix=f"see why {dep.name!r} failed in its log above")
 
     def _handle(self, service: str) -> ServiceHandle:
         if self._state is not StackState.UP:

@@ -144,11 +144,15 @@ class Envkit:
     def spec(self, ref: str | None = None) -> StackSpec:
         """The stack spec named *ref* (a kit's stack or a YAML file), or the configured one.
 
+        A YAML file is a compose file (see :func:`envkit.compose.is_compose_file`: its
+        name, or keys only compose has) or else an envkit stack file.
+
         A file path resolves against the project root; a fresh spec (with fresh generated
         secrets) is made on every call, so each stack instance gets its own.
 
         :raises EnvkitError: when *ref* is neither, listing the kit stacks that exist.
         """
+        from envkit.compose import is_compose_file, load_compose
         from envkit.stackfile import load_stack_file
 
         ref = ref or self.settings.stack
@@ -157,6 +161,8 @@ class Envkit:
         path = Path(ref)
         if not path.is_absolute():
             path = self.settings.root / path
+        if path.suffix in {".yml", ".yaml"} and path.is_file() and is_compose_file(path):
+            return load_compose(path, environ=self.environ)
         if path.suffix in {".yml", ".yaml"} and path.is_file():
             return load_stack_file(path, environ=self.environ,
                                    services=lambda name, opts: self.kits.block(name, self, opts))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from envkit.errors import NameNotFoundError, SpecError
 from envkit.labels import reserved
@@ -23,6 +24,12 @@ _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
 _PERMS = re.compile(r"^[rwm]{1,3}$")
 _VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_STOP_TIMEOUT = 2.0
+#: How a dependent waits for a service it depends on: its container started, its
+#: readiness checks passed (``healthy``, the default), or it exited 0 (``completed``).
+CONDITIONS = ("started", "healthy", "completed")
+# compose's spellings, and "ready" (what envkit called a plain dependency), are accepted.
+_CONDITION_ALIASES = {"service_started": "started", "service_healthy": "healthy",
+                      "service_completed_successfully": "completed", "ready": "healthy"}
 
 
 def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -207,6 +214,73 @@ def parse_device(raw: str, *, service: str | None = None) -> Device:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Healthcheck:
+    """Docker's own HEALTHCHECK for a container (compose's ``healthcheck``).
+
+    Pair it with the :class:`~envkit.readiness.Healthy` check to wait for it.
+
+    :param test: ``("CMD", "prog", "arg")``, ``("CMD-SHELL", "command")`` or ``("NONE",)``
+        (disables the image's own).
+    :param interval: seconds between checks; ``None`` keeps Docker's default (30 s).
+    :param timeout: seconds one check may run; :param retries: failures before unhealthy.
+    :param start_period: seconds during which failures do not count.
+    """
+
+    test: Sequence[str]
+    interval: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+
+    def __post_init__(self) -> None:
+        test = ("CMD-SHELL", self.test) if isinstance(self.test, str) else tuple(self.test)
+        if not test or test[0] not in {"CMD", "CMD-SHELL", "NONE"}:
+            raise SpecError(stack=None, service=None, field="healthcheck.test", value=self.test,
+                            problem="must start with CMD, CMD-SHELL or NONE",
+                            fix="write e.g. ['CMD', 'curl', '-f', 'http://localhost/'] or "
+                            "['CMD-SHELL', 'pg_isready']")
+        object.__setattr__(self, "test", test)
+
+    def engine_config(self) -> dict[str, Any]:
+        """The ``Healthcheck`` of Docker's create request (durations in nanoseconds)."""
+        config: dict[str, Any] = {"Test": list(self.test)}
+        for key, seconds in (("Interval", self.interval), ("Timeout", self.timeout),
+                             ("StartPeriod", self.start_period)):
+            if seconds is not None:
+                config[key] = int(seconds * 1e9)
+        if self.retries is not None:
+            config["Retries"] = self.retries
+        return config
+
+
+def _dependencies(
+    value: object, conditions: Mapping[str, str], service: str
+) -> tuple[object, dict[str, str]]:
+    """``depends_on`` as names, and every dependency's condition (``healthy`` by default).
+
+    A mapping ``{"db": "healthy"}`` gives both at once; *conditions* (what a
+    :func:`dataclasses.replace` carries over) fills in the rest.
+    """
+    if isinstance(value, Mapping):
+        given = {str(k): str(v) for k, v in value.items()}
+        value = tuple(given)
+    else:
+        given = {}
+    names = (value,) if isinstance(value, str) else value
+    merged: dict[str, str] = {}
+    for name in names if isinstance(names, Sequence) else ():
+        raw = given.get(name, conditions.get(name, "healthy")) if isinstance(name, str) else ""
+        condition = _CONDITION_ALIASES.get(raw, raw)
+        if condition not in CONDITIONS:
+            raise SpecError(stack=None, service=service, field=f"depends_on.{name}", value=raw,
+                            problem="not a dependency condition",
+                            fix="use started, healthy (readiness checks passed; the "
+                            "default) or completed (exited 0)")
+        merged[str(name)] = condition
+    return value, merged
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServiceSpec:
     """One container of a stack.
 
@@ -216,7 +290,17 @@ class ServiceSpec:
     :param ports: container ports to publish on ephemeral host ports (127.0.0.1).
     :param aliases: extra network aliases besides *name*.
     :param ready: readiness checks, all of which must pass.
-    :param depends_on: services that must be ready before this one starts.
+    :param depends_on: services that must be ready before this one starts; a mapping
+        ``{"db": "started"}`` names each one's condition (see :data:`CONDITIONS`).
+    :param conditions: the condition of each dependency (``healthy`` unless said
+        otherwise); filled in from a mapping *depends_on*.
+    :param entrypoint: replaces the image's ENTRYPOINT (a list, or a string split like
+        a shell would); ``None`` keeps it.
+    :param healthcheck: Docker's HEALTHCHECK for the container (wait on it with
+        :class:`~envkit.readiness.Healthy`).
+    :param init: run an init process as PID 1 (reaps zombies, forwards signals).
+    :param stop_signal: the signal teardown sends first (``SIGTERM`` unless the image
+        says otherwise).
     :param devices: ``host[:container[:perms]]`` device mappings.
     :param tmpfs: ``path[:options]`` tmpfs mounts.
     :param volumes: ``name:/path[:ro]`` (a volume of the stack, made with it and removed
@@ -233,7 +317,7 @@ class ServiceSpec:
     ports: Sequence[int | str | Port] = ()
     aliases: Sequence[str] = ()
     ready: Sequence[Check] = ()
-    depends_on: Sequence[str] = ()
+    depends_on: Sequence[str] | Mapping[str, str] = ()
     devices: Sequence[str | Device] = ()
     tmpfs: Sequence[str] = ()
     volumes: Sequence[str | Mount] = ()
@@ -241,14 +325,24 @@ class ServiceSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float | None = None
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: str | Sequence[str] | None = None
+    healthcheck: Healthcheck | None = None
+    init: bool = True
+    stop_signal: str | None = None
 
     def __post_init__(self) -> None:
         self._check_name_and_image()
-        self._check_types()
         put = object.__setattr__
+        deps, conditions = _dependencies(self.depends_on, self.conditions, self.name)
+        put(self, "depends_on", deps)
+        put(self, "conditions", MappingProxyType(conditions))
+        self._check_types()
         # A string command is split like a shell would (docker-py and compose do the same).
-        command = shlex.split(self.command) if isinstance(self.command, str) else self.command
-        put(self, "command", tuple(command) if command is not None else None)
+        for name in ("command", "entrypoint"):
+            value = getattr(self, name)
+            value = shlex.split(value) if isinstance(value, str) else value
+            put(self, name, tuple(str(v) for v in value) if value is not None else None)
         put(self, "environment", _frozen(self.environment))
         put(self, "labels", _frozen(self.labels))
         # One port may be given alone: "8080" is the port 8080, not the ports 8, 0, 8, 0.
@@ -264,7 +358,8 @@ class ServiceSpec:
         put(self, "volumes", tuple(parse_mount(v, service=self.name) for v in volumes))
         put(self, "aliases", _seq(self.aliases))
         put(self, "ready", tuple(self.ready))
-        put(self, "depends_on", _seq(self.depends_on))
+        deps = self.depends_on  # names by now: a mapping was split into names and conditions
+        put(self, "depends_on", (deps,) if isinstance(deps, str) else tuple(deps))
         put(self, "tmpfs", _seq(self.tmpfs))
         self._check_labels_and_timeouts()
         self._check_probed_ports()
@@ -322,6 +417,9 @@ class ServiceSpec:
         if taken:
             raise self._fail("labels", taken, "keys inside the reserved 'envkit.' namespace",
                              "rename these labels; envkit sets its own")
+        if self.healthcheck is not None and not isinstance(self.healthcheck, Healthcheck):
+            raise self._fail("healthcheck", self.healthcheck, "must be a Healthcheck",
+                             "write e.g. healthcheck=Healthcheck(test=['CMD', 'true'])")
         if self.ready_timeout is not None and self.ready_timeout <= 0:
             raise self._fail("ready_timeout", self.ready_timeout, "must be positive",
                              "give seconds, e.g. 30")
@@ -345,6 +443,10 @@ class ServiceSpec:
                 raise self._fail("ready", check.describe(),
                                  f"probes port {port}, which the service does not publish",
                                  f"add {port} to the service's ports")
+
+    def condition(self, dependency: str) -> str:
+        """How this service waits for *dependency*: ``started``, ``healthy`` or ``completed``."""
+        return self.conditions.get(dependency, "healthy")
 
     @property
     def published(self) -> tuple[Port, ...]:
@@ -372,6 +474,26 @@ class StackSpec:
 
     name: str
     services: Sequence[ServiceSpec]
+
+    @classmethod
+    def from_compose(
+        cls, path: str | Path, *, services: Sequence[str] | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        environ: Mapping[str, str] | None = None, profiles: Sequence[str] = (),
+    ) -> StackSpec:
+        """The stack a compose file describes (see :mod:`envkit.compose`).
+
+        :param services: run only these services (and what they depend on).
+        :param overrides: per service, :class:`ServiceSpec` fields that replace the file's
+            (``environment`` and ``labels`` are merged into it).
+        :param environ: the variables ``${VAR}`` reads; ``os.environ`` by default.
+        :raises SpecError: for unsupported keys (all of them, with their lines) or any
+            invalid value.
+        """
+        from envkit.compose import load_compose  # noqa: PLC0415 - compose imports spec
+
+        return load_compose(path, services=services, overrides=overrides,
+                            environ=environ, profiles=profiles)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "services", tuple(self.services))

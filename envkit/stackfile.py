@@ -46,7 +46,7 @@ from envkit import _stackschema
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import EnvkitError, SpecError
 from envkit.readiness import Check, Exec, Healthy, Http, LogLine, Tcp
-from envkit.spec import Build, ServiceSpec, StackSpec
+from envkit.spec import Build, Healthcheck, ServiceSpec, StackSpec
 
 SCHEMA_PATH = _stackschema.SCHEMA_PATH
 _PLAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -217,6 +217,8 @@ class _Loader:
                 out[key] = str(value)
             elif key == "ready":
                 out[key] = [self._check(name, i, c) for i, c in enumerate(value)]
+            elif key == "healthcheck":
+                out[key] = Healthcheck(**value)
             else:
                 out[key] = value
         return out

@@ -1,18 +1,22 @@
 """The camera service block, the ``default`` stack, and what tests need from them.
 
-The default stack is MediaMTX plus a camera service; tests need its URLs and tokens.
+The default stack is MediaMTX plus a camera service; tests need its URLs and tokens. It
+is defined once, by the compose file the kit ships (:data:`COMPOSE_FILE`): the plugin, the
+CLI and a plain ``docker-compose -f`` all run that file, envkit through its compose loader
+with the run's MediaMTX choice, a fresh secret and the host's cameras as overrides.
 """
 
 from __future__ import annotations
 
 import glob
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envkit.camera import mediamtx
 from envkit.camera.auth import JWT_SECRET_ENV, mint_token, new_secret
 from envkit.errors import EnvkitError, SpecError
-from envkit.readiness import Http
 from envkit.spec import Build, ServiceSpec, StackSpec
 
 if TYPE_CHECKING:
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
     from envkit.runtime import Stack
 
 SERVICE = "camera-service"
+#: The default stack, as docker-compose also runs it (package data).
+COMPOSE_FILE = Path(__file__).resolve().parent / "compose" / "docker-compose.yml"
 IMAGE = Build(name="camera-service", context=mediamtx.CONTEXTS / "camera-service",
               namespace=mediamtx.NAMESPACE, packages=mediamtx.PACKAGES)
 WS_PORT, HEALTH_PORT = 8002, 8003
@@ -30,30 +36,37 @@ def host_cameras() -> tuple[str, ...]:
     return tuple(sorted(glob.glob("/dev/video*")))
 
 
-def camera_service(
-    *, secret: str, devices: tuple[str, ...] = (), synthetic: str | None = None,
-    image: str | Build = IMAGE, mediamtx_host: str = "mediamtx", name: str = SERVICE,
-) -> ServiceSpec:
-    """The camera service, finding MediaMTX by its alias on the stack's network.
-
-    :param synthetic: synthetic cameras (count or indexes, see the image's README);
-        by default one where *devices* is empty.
-    """
+def _synthetic(devices: tuple[str, ...], synthetic: str | None) -> str:
+    """Synthetic cameras: one where *devices* is empty, none otherwise, unless given."""
     if synthetic is None:
         synthetic = "" if devices else "1"
     if synthetic and devices:
         # Synthetic indexes count from 0; keep them clear of the real nodes.
         synthetic = ",".join(str(90 + i) for i in range(int(synthetic)))
-    return ServiceSpec(
-        name=name, image=image, ports=[WS_PORT, HEALTH_PORT], devices=list(devices),
-        environment={
-            JWT_SECRET_ENV: secret,
-            "CAMERA_SERVICE_MEDIAMTX_HOST": mediamtx_host,
-            "CAMERA_SERVICE_CAMERAS_SYNTHETIC": synthetic,
-            "CAMERA_SERVICE_CAMERAS_POLL_INTERVAL": "0.5",
-        },
-        ready=[Http(HEALTH_PORT, "/health/ready")], depends_on=[mediamtx_host],
-    )
+    return synthetic
+
+
+def _packaged(overrides: Mapping[str, Mapping[str, Any]]) -> StackSpec:
+    """The packaged compose file with *overrides*; the shell's variables are not read."""
+    from envkit.compose import load_compose
+
+    return load_compose(COMPOSE_FILE, overrides=overrides, environ={})
+
+
+def camera_service(
+    *, secret: str, devices: tuple[str, ...] = (), synthetic: str | None = None,
+    image: str | Build = IMAGE, mediamtx_host: str = "mediamtx", name: str = SERVICE,
+) -> ServiceSpec:
+    """The camera service of the packaged compose file, finding MediaMTX by its alias.
+
+    :param synthetic: synthetic cameras (count or indexes, see the image's README);
+        by default one where *devices* is empty.
+    """
+    env = {JWT_SECRET_ENV: secret, "CAMERA_SERVICE_MEDIAMTX_HOST": mediamtx_host,
+           "CAMERA_SERVICE_CAMERAS_SYNTHETIC": _synthetic(devices, synthetic)}
+    svc = _packaged({SERVICE: {"environment": env}}).service(SERVICE)
+    return replace(svc, name=name, image=image, devices=list(devices),
+                   depends_on={mediamtx_host: svc.condition("mediamtx")})
 
 
 _BLOCK_OPTIONS = ("name", "mediamtx", "synthetic", "secret")
@@ -85,12 +98,14 @@ def default_stack(
     mediamtx_image: Build = mediamtx.STANDIN, *, devices: tuple[str, ...] | None = None,
     synthetic: str | None = None,
 ) -> StackSpec:
-    """MediaMTX and the camera service with a fresh JWT secret and the host's cameras."""
+    """The packaged compose file with this MediaMTX, a fresh JWT secret and the cameras."""
     cams = host_cameras() if devices is None else devices
-    return StackSpec(name="default", services=[
-        mediamtx.service(mediamtx_image),
-        camera_service(secret=new_secret(), devices=cams, synthetic=synthetic),
-    ])
+    return _packaged({
+        "mediamtx": {"image": mediamtx_image},
+        SERVICE: {"devices": list(cams), "environment": {
+            JWT_SECRET_ENV: new_secret(),
+            "CAMERA_SERVICE_CAMERAS_SYNTHETIC": _synthetic(cams, synthetic)}},
+    })
 
 
 def default_for(ctx: KitContext) -> StackSpec:
