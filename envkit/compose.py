@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from envkit import _compose_yaml, labels
+from envkit import _compose_yaml, _stackschema, labels
 from envkit._compose_service import BASE_SENTINEL, Converter
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import SpecError
@@ -59,9 +59,6 @@ __all__ = ["is_compose_file", "labels_override", "load_compose"]
 
 COMPOSE_NAMES = frozenset({"compose.yaml", "compose.yml", "docker-compose.yaml",
                            "docker-compose.yml"})
-_SPECIFIC = _compose_yaml.SERVICE_KEYS - {"image", "command", "environment", "ports",
-                                          "volumes", "devices", "tmpfs", "user", "labels",
-                                          "depends_on"}
 # The compose keys an override of a ServiceSpec field replaces (and which are then not read).
 _REPLACES = {"image": ("image", "build"), "command": ("command",),
              "entrypoint": ("entrypoint",), "ports": ("ports",), "devices": ("devices",),
@@ -75,8 +72,8 @@ def is_compose_file(path: Path) -> bool:
     """Whether *path* is a compose file rather than an envkit stack file.
 
     By name (``docker-compose.yml``, ``compose.yaml``...), else by content: a top-level
-    ``version``, or a service using a key only compose has (``build`` with a ``context``
-    counts, ``ready`` or ``use`` rule it out).
+    ``version`` or ``x-`` key, or a service with a key envkit's stack files do not have,
+    a host port or ``depends_on`` conditions; ``ready`` or ``use`` rule it out.
     """
     if path.name in COMPOSE_NAMES:
         return True
@@ -91,7 +88,9 @@ def is_compose_file(path: Path) -> bool:
     services = [s for s in data["services"].values() if isinstance(s, Mapping)]
     if any({"ready", "use", "with", "ready_timeout", "stop_timeout"} & set(s) for s in services):
         return False
-    return any(_SPECIFIC & set(s) or _compose_only(s) for s in services)
+    # A key stack files do not have is compose's (or a mistake the compose loader reports).
+    stack_file_keys = set(_stackschema.schema()["$defs"]["service"]["properties"])
+    return any(set(s) - stack_file_keys or _compose_only(s) for s in services)
 
 
 def _compose_only(service: Mapping[str, Any]) -> bool:
