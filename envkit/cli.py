@@ -161,7 +161,8 @@ def cmd_ps(args: argparse.Namespace, kit: Envkit) -> int:
         print(json.dumps([s.describe(now) for s in stacks], indent=2), flush=True)
         return EXIT_OK
     rows = [
-        [s.stack, s.session, s.worker, s.owner + (" (detached)" if s.detached else ""),
+        [s.stack, s.session, s.worker,
+         s.owner + (" (detached)" if s.detached else "") + (" (kept)" if s.kept else ""),
          _table.human_age(None if (a := s.age(now)) is None else a.total_seconds()),
          s.state, ", ".join(s.endpoints) or "-"]
         for s in stacks

@@ -117,7 +117,11 @@ class DeviceNotFoundError(EnvkitError):
 
 
 class ReadinessTimeoutError(EnvkitError, TimeoutError):
-    """A service's readiness check did not pass before the service's deadline."""
+    """A service's readiness check did not pass before its deadline, or it exited first.
+
+    :param ran_for: when the container exited, how long it ran (seconds); the message then
+        says that ("exited after 0.4 s, exit code 3") rather than blaming the deadline.
+    """
 
     def __init__(
         self,
@@ -130,6 +134,7 @@ class ReadinessTimeoutError(EnvkitError, TimeoutError):
         exit_code: int | None,
         oom_killed: bool,
         log_tail: Sequence[str],
+        ran_for: float | None = None,
     ) -> None:
         self.service = service
         self.check = check
@@ -139,17 +144,24 @@ class ReadinessTimeoutError(EnvkitError, TimeoutError):
         self.exit_code = exit_code
         self.oom_killed = oom_killed
         self.log_tail = list(log_tail)
+        self.ran_for = ran_for
         status = state if exit_code is None else f"{state}, exit code {exit_code}"
         if oom_killed:
             status += ", OOM-killed"
         logs = "\n    ".join(self.log_tail) or "(no output)"
-        super().__init__(
-            f"service {service!r} not ready after {timeout:.1f}s: check {check} "
-            f"last failed with: {last_error}\n  container: {status}\n"
-            f"  last log lines:\n    {logs}",
-            fix="read the log lines above; raise the service's `ready_timeout` if it is only "
-            "slow, or correct its command or readiness check",
-        )
+        if exit_code is not None:
+            after = "" if ran_for is None else f" after {ran_for:.1f} s"
+            head = (f"service {service!r} exited{after} (exit code {exit_code}"
+                    f"{', OOM-killed' if oom_killed else ''}) before check {check} passed")
+            fix = ("read the log lines above: the service's command failed; correct its "
+                   "command, image or environment")
+        else:
+            head = (f"service {service!r} not ready after {timeout:.1f}s: check {check} "
+                    f"last failed with: {last_error}")
+            fix = ("read the log lines above; raise the service's `ready_timeout` if it is "
+                   "only slow, or correct its command or readiness check")
+        super().__init__(f"{head}\n  container: {status}\n  last log lines:\n    {logs}",
+                         fix=fix)
 
 
 class StackStateError(EnvkitError, RuntimeError):

@@ -69,6 +69,15 @@ class StackInfo:
         return self.labels.get(labels.DETACHED) == "true"
 
     @property
+    def kept(self) -> bool:
+        """Whether a failed test left it running (``--envkit-keep-on-failure``).
+
+        Read from the stack's marker volume (``envkit.kept=true``): labels of existing
+        containers cannot change, so :meth:`envkit.runtime.Stack.keep` adds a resource.
+        """
+        return self.labels.get(labels.KEPT) == "true"
+
+    @property
     def created(self) -> datetime | None:
         """The ``envkit.created`` label parsed, or None if absent or malformed."""
         return parse_created(self.labels.get(labels.CREATED))
@@ -114,7 +123,7 @@ class StackInfo:
             "stack": self.stack, "session": self.session, "worker": self.worker,
             "owner": self.owner, "created": self.labels.get(labels.CREATED),
             "age_seconds": None if age is None else int(age.total_seconds()),
-            "detached": self.detached, "state": self.state,
+            "detached": self.detached, "kept": self.kept, "state": self.state,
             "containers": [
                 {"name": c.name, "service": c.service, "state": c.state,
                  "endpoints": list(c.endpoints)} for c in self.containers
@@ -203,9 +212,10 @@ def list_resources(client: Any, *, session: str, worker: str | None = None) -> l
     """Every envkit resource of *session* (and *worker*) as ``<kind> <name>``, sorted.
 
     What the leak checks compare: the plugin's at the end of a run, the test suite's
-    after each module.
+    after each module. Stacks a failed test kept (:attr:`StackInfo.kept`) are left out:
+    they stay on purpose until ``envkit down``.
 
     :raises EngineError: when the engine keeps refusing a listing.
     """
     found = list_stacks(client, selector=labels.selector(session=session, worker=worker))
-    return sorted(r for s in found for r in s.resources)
+    return sorted(r for s in found if not s.kept for r in s.resources)

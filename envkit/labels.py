@@ -23,6 +23,8 @@ CREATED = "envkit.created"
 DETACHED = "envkit.detached"
 OWNER_START = "envkit.owner-start"
 OWNER_NS = "envkit.owner-ns"
+#: On a marker volume of a stack left running after a failed test (``Stack.keep``).
+KEPT = "envkit.kept"
 
 
 def owner_id() -> str:

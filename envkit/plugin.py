@@ -55,6 +55,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not fail the run when envkit resources of this session remain at its end",
     )
     group.addoption(
+        "--envkit-artifacts", metavar="DIR", default=None,
+        help="for each failed test, write each service's full log, its inspect JSON and "
+        "the stack's description under DIR/<test>/<stack>/ (for CI to upload)",
+    )
+    group.addoption(
+        "--envkit-keep-on-failure", action="store_true", default=False,
+        help="leave a failed test's stacks running, spared by the reaper and the leak check "
+        "until `envkit down <stack>`; the report says how to reach them",
+    )
+    group.addoption(
+        "--envkit-logs", metavar="DIR", default=None,
+        help="stream every service's log live into DIR/<stack>.log while tests run",
+    )
+    group.addoption(
         "--envkit-no-sweep", action="store_true", default=False,
         help="do not remove dead test runs' stacks before the first stack "
         "(see `envkit gc`; $ENVKIT_GC_OLDER_THAN also removes any stack that old)",
@@ -93,6 +107,8 @@ class _Holder:
         self._lock = threading.Lock()
         #: Set on the controller when an xdist worker reports it reached the engine.
         self.workers_used = False
+        #: ``--envkit-logs`` followers of the stacks fixtures started, by stack id.
+        self.streams: dict[str, Any] = {}
 
     @property
     def made(self) -> Envkit | None:
@@ -240,16 +256,33 @@ def _start(kit: Envkit, spec: StackSpec | str, name: str | None, *, shared: bool
         pytest.fail(f"envkit: {exc}", pytrace=False)
 
 
-def _up(stack: Stack) -> Stack:
+def _up(stack: Stack, config: pytest.Config) -> Stack:
     """Start *stack*, failing the test with envkit's own error and no traceback.
 
     The error already carries what a traceback through envkit's internals would hide:
-    the service, its state, its log tail and the fix.
+    the service, its state, its log tail and the fix. With ``--envkit-logs`` its services'
+    logs are followed into a file from here on.
     """
+    __tracebackhide__ = True
     try:
-        return stack.up()
+        stack.up()
     except EnvkitError as exc:
         pytest.fail(f"envkit: {exc}", pytrace=False)
+    folder = config.getoption("envkit_logs")
+    if folder:
+        from envkit.artifacts import LogStreams
+
+        config.stash[HOLDER_KEY].streams[stack.id] = LogStreams(stack, Path(folder))
+    return stack
+
+
+def _down(stack: Stack, config: pytest.Config) -> None:
+    """Take *stack* down unless a failed test kept it; stop following its logs."""
+    streams = config.stash[HOLDER_KEY].streams.pop(stack.id, None)
+    if not stack.kept:
+        stack.down()
+    if streams is not None:
+        streams.stop()
 
 
 @pytest.fixture(scope="session")
@@ -259,17 +292,20 @@ def envkit_session(request: pytest.FixtureRequest) -> Envkit:
 
 
 @pytest.fixture(scope="session")
-def envkit_stack(envkit_session: Envkit) -> Iterator[Stack]:
+def envkit_stack(envkit_session: Envkit, pytestconfig: pytest.Config) -> Iterator[Stack]:
     """The configured stack, started once per worker and shared by its tests."""
-    stack = _up(_start(envkit_session, envkit_session.settings.stack, None, shared=True))
+    stack = _up(_start(envkit_session, envkit_session.settings.stack, None, shared=True),
+                pytestconfig)
     try:
         yield stack
     finally:
-        stack.down()
+        _down(stack, pytestconfig)
 
 
 @pytest.fixture
-def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
+def envkit_stack_factory(
+    envkit_session: Envkit, pytestconfig: pytest.Config
+) -> Iterator[StackFactory]:
     """Start fresh stacks from any spec; all of them are removed after the test.
 
     Call it as ``envkit_stack_factory(spec)``, ``envkit_stack_factory("stack.yml")`` or
@@ -278,15 +314,16 @@ def envkit_stack_factory(envkit_session: Envkit) -> Iterator[StackFactory]:
     started: list[Stack] = []
 
     def start(spec: StackSpec | str, *, name: str | None = None) -> Stack:
+        __tracebackhide__ = True
         stack = _start(envkit_session, spec, name)
         started.append(stack)
-        return _up(stack)
+        return _up(stack, pytestconfig)
 
     yield start
     errors: list[BaseException] = []
     for stack in reversed(started):
         try:
-            stack.down()
+            _down(stack, pytestconfig)
         except Exception as exc:
             errors.append(exc)
     if errors:
@@ -313,6 +350,8 @@ def pytest_runtest_makereport(
     A test used a stack when it received one through any fixture, or when one was made
     while it ran (by a factory, a fixture of its own, or ``Envkit.stack`` directly).
     """
+    if call.excinfo is not None and not item.config.getoption("fulltrace"):
+        _hide_envkit_frames(call.excinfo)
     report = yield
     kit = item.config.stash[HOLDER_KEY].made
     if kit is None or not report.failed or report.when not in ("setup", "call"):
@@ -323,10 +362,60 @@ def pytest_runtest_makereport(
     args = getattr(item, "funcargs", {})
     used = [v for v in args.values() if isinstance(v, Stack)]
     used += [s for s in kit.made[item.stash.get(_BEFORE_KEY, 0):] if s not in used]
+    used = [s for s in used if s.state is StackState.UP]
     for stack in used:
-        if stack.state is StackState.UP:
-            report.sections.append((f"envkit stack {stack.id}", diagnostics.describe(stack)))
+        report.sections.append((f"envkit stack {stack.id}", diagnostics.describe(stack)))
+    _evidence(item, report, used)
     return report
+
+
+_ENVKIT_DIR = str(Path(__file__).resolve().parent)
+
+
+def _hide_envkit_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Cut an envkit error's traceback at envkit's first frame, as ``__tracebackhide__`` would.
+
+    What lies below (the runtime, thread pools, the readiness loop, tenacity) explains
+    nothing the error's own message does not: the user's line and envkit's message remain.
+    """
+    if not isinstance(excinfo.value, EnvkitError):
+        return
+    entries = list(excinfo.traceback)
+    for index, entry in enumerate(entries):
+        if str(entry.path).startswith(_ENVKIT_DIR) and index > 0:
+            excinfo.traceback = excinfo.traceback[:index]
+            return
+
+
+def _evidence(item: pytest.Item, report: pytest.TestReport, used: list[Stack]) -> None:
+    """Artifacts (``--envkit-artifacts``) and kept stacks (``--envkit-keep-on-failure``)."""
+    folder = item.config.getoption("envkit_artifacts")
+    if folder:
+        from envkit.artifacts import folder_name, write_stack
+
+        where = Path(folder) / folder_name(item.nodeid)
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "failure.txt").write_text(report.longreprtext + "\n")
+        for stack in used:
+            try:
+                write_stack(stack, where / stack.id)
+            except (OSError, EnvkitError) as exc:
+                report.sections.append(("envkit artifacts", f"could not write {where}: {exc}"))
+    if item.config.getoption("envkit_keep_on_failure"):
+        for stack in used:
+            if not stack.kept:
+                stack.keep()
+            report.sections.append((f"envkit kept stack {stack.id}", _how_to_reach(stack)))
+
+
+def _how_to_reach(stack: Stack) -> str:
+    lines = [f"stack {stack.id} is left running (the reaper and the leak check spare it)",
+             "  list it:    envkit ps", f"  remove it:  envkit down {stack.id}"]
+    for service, doc in stack.describe()["services"].items():
+        ports = ", ".join(f"{k} -> {v}" for k, v in doc["ports"].items()) or "no ports"
+        lines.append(f"  {service}: {ports}; docker logs {doc['container'][:12]}; "
+                     f"docker exec -it {doc['container'][:12]} sh")
+    return "\n".join(lines)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
@@ -204,7 +205,8 @@ def wait_ready(
         it carries the failing check, the container state and the log tail.
     :raises Cancelled: when *cancelled* turned true.
     """
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     for check in checks:
         attempt = _attempt(target, check, cancelled)
         try:
@@ -217,7 +219,8 @@ def wait_ready(
                 with retry:
                     attempt()
         except (NotReady, _Exited) as exc:
-            raise _timeout_error(target, check, timeout, str(exc)) from None
+            raise _timeout_error(target, check, timeout, str(exc),
+                                 waited=time.monotonic() - began) from None
 
 
 def poll_interval(retry_state: RetryCallState) -> float:
@@ -260,14 +263,16 @@ def _attempt(
 
 
 def _timeout_error(
-    target: Target, check: Check, timeout: float, last: str
+    target: Target, check: Check, timeout: float, last: str, *, waited: float,
 ) -> ReadinessTimeoutError:
     try:
         state = target.state()
         tail = target.logs().splitlines()[-LOG_TAIL_LINES:]
     except EnvkitError as exc:  # the report must not be lost to a failing inspect
         state, tail = ContainerState("unknown"), [f"(could not read: {exc.message})"]
+    ran = None if state.running else (_lifetime(target) or waited)
     return ReadinessTimeoutError(
+        ran_for=ran,
         service=target.service,
         check=check.describe(),
         timeout=timeout,
@@ -277,3 +282,25 @@ def _timeout_error(
         oom_killed=state.oom_killed,
         log_tail=tail,
     )
+
+
+def _lifetime(target: Target) -> float | None:
+    """How long an exited container ran, by the engine's clock (``StartedAt``..``FinishedAt``).
+
+    Only for targets that are containers (runtime's handle has one, freshly inspected by
+    ``state()``); the waiting loop's own clock would be late by up to an inspect interval.
+    """
+    attrs = getattr(getattr(target, "container", None), "attrs", None)
+    raw = attrs.get("State", {}) if isinstance(attrs, dict) else {}
+    try:
+        started, finished = (_instant(raw[key]) for key in ("StartedAt", "FinishedAt"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return finished - started if finished >= started else None
+
+
+def _instant(stamp: str) -> float:
+    """Seconds of an RFC 3339 time with nanoseconds, as Docker writes them."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    moment = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp()
+    return moment + float(f"0.{fraction or 0}")

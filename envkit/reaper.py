@@ -9,6 +9,8 @@ decide per stack from its labels, with :func:`decide`:
 - a stack older than ``older_than`` (``ENVKIT_GC_OLDER_THAN``, ``--older-than``) goes,
   whoever owns it: that is the escape hatch for crashed hosts and forgotten detached stacks;
 - otherwise a detached stack (``envkit up --detach``) stays: outliving its owner is its job;
+  so does a kept one (``--envkit-keep-on-failure``, marked ``envkit.kept``), until
+  ``envkit down``;
 - a stack owned on another host stays: its PID means nothing here (a shared remote
   ``DOCKER_HOST``); so does one owned under the same hostname but in another PID
   namespace or boot (``envkit.owner-ns`` differs: a test runner in a container that shares
@@ -142,6 +144,8 @@ def decide(
         return Verdict(remove=True, reason=f"older than {_human(older_than)}")
     if found.get(labels.DETACHED) == "true":
         return Verdict(remove=False, reason="detached")
+    if found.get(labels.KEPT) == "true":
+        return Verdict(remove=False, reason="kept after a failed test (remove: envkit down)")
     owner_host, _, raw_pid = found.get(labels.OWNER, "").rpartition(":")
     if not owner_host or not raw_pid.isdigit():
         return Verdict(remove=False, reason="owner label unreadable")
@@ -241,7 +245,9 @@ def sweep(
 def reap_owner(
     engine: Engine, owner: str, *, namespace: str | None = None, owner_start: str | None = None
 ) -> dict[str, int]:
-    """Remove every non-detached stack labelled ``envkit.owner=<owner>``; counts by id.
+    """Remove every non-detached, non-kept stack labelled ``envkit.owner=<owner>``.
+
+    Returns how many resources went, by stack id.
 
     Stacks stamped with another PID namespace are left alone: their ``<host>:<pid>`` is
     another process's that merely looks the same from here.
@@ -252,7 +258,7 @@ def reap_owner(
     """
     ns = namespace or labels.owner_namespace()
     stacks = [s for s in list_stacks(engine.client, selector=labels.selector(owner=owner))
-              if not s.detached and _same_namespace(s.labels, ns)
+              if not s.detached and not s.kept and _same_namespace(s.labels, ns)
               and _same_process(s.labels, owner_start)]
     return remove_stacks(engine, stacks)
 

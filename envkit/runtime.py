@@ -21,9 +21,10 @@ from typing import Any, Protocol
 
 from docker.models.containers import Container
 
-from envkit import _engine, _watchdog, labels
+from envkit import _engine, _proxy, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, check_host_paths, create_service
 from envkit._engine import Engine
+from envkit._faults import Faults
 from envkit._teardown import teardown
 from envkit.errors import EngineError, EnvkitError, NameNotFoundError, StackStateError
 from envkit.readiness import LOG_TAIL_LINES, Cancelled, wait_ready
@@ -54,7 +55,7 @@ def network_name(stack_id: str) -> str:
     return f"envkit-{stack_id}"
 
 
-class Stack:
+class Stack(Faults):
     """A running instance of a :class:`StackSpec`, private to one worker.
 
     :param spec: what to run.
@@ -95,6 +96,10 @@ class Stack:
         self._state = StackState.NEW
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        #: Services behind a degrading proxy (``degrade``), by name.
+        self._degraded: dict[str, _proxy.Degradation] = {}
+        #: Left running after a failed test (``keep``): the plugin does not take it down.
+        self.kept = False
 
     def __repr__(self) -> str:
         names = [s.name for s in self.spec.services]
@@ -325,8 +330,12 @@ class Stack:
                 fix="use one of those names") from None
 
     def endpoint(self, service: str, port: int | str) -> tuple[str, int]:
-        """Host and ephemeral host port at which *service*'s container *port* is published."""
-        return self._handle(service).host_endpoint(port)
+        """Host and ephemeral host port at which *service*'s container *port* is published.
+
+        While the port is degraded (:meth:`degrade`), the proxy's endpoint in front of it.
+        """
+        handle = self._handle(service)
+        return _proxy.routed(self._degraded, service, port) or handle.host_endpoint(port)
 
     def url(
         self, service: str, port: int | str, scheme: str = "http", path: str = ""
