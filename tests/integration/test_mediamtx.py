@@ -76,9 +76,10 @@ def test_api_answers_follow_the_openapi_document(envkit_stack_factory) -> None:
     if _CHOSEN[0] == STANDIN:
         assert info["version"].endswith("-envkit-standin")
     logs = _logs(stack)
-    assert re.search(r"(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INF \[RTSP\] listener opened "
-                     r"on :8554 \(TCP\)$", logs), logs
-    assert re.search(r"(?m)^\S+ \S+ INF \[API\] listener opened on :9997$", logs), logs
+    assert re.search(r"(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INF \[RTSP\] started with "
+                     r"listeners on :8554 \(TCP/RTSP\)$", logs), logs
+    assert re.search(r"(?m)^\S+ \S+ INF \[API\] started with listener on :9997 "
+                     r"\(TCP/HTTP\)$", logs), logs
 
 
 def test_publisher_container_many_host_readers(envkit_stack_factory) -> None:

@@ -12,10 +12,8 @@ import signal
 import sys
 
 from . import VERSION, log
-from .api import API
 from .config import Conf, ConfError, load
-from .paths import PathManager
-from .rtsp_server import RTSPServer
+from .core import Core
 
 
 async def serve(conf_path: str | None) -> int:
@@ -38,50 +36,31 @@ def _log_configuration(conf: Conf, loaded: str) -> None:
     for key in conf.ignored_keys:
         log.warn(f"parameter '{key}' is not supported by the envkit stand-in; ignored")
     g = conf.global_values
-    for proto, flag in (("HLS", "hls"), ("WebRTC", "webrtc"), ("RTMP", "rtmp"),
-                        ("SRT", "srt")):
+    for proto, flag in (("RTMP", "rtmp"), ("SRT", "srt"), ("MoQ", "moq")):
         if g.get(flag):
             log.warn(f"[{proto}] not implemented by the envkit stand-in; not listening")
 
 
 async def _run(conf: Conf) -> int:
     """Open the listeners, serve until a stop signal, then close them in reverse order."""
-    g = conf.global_values
-    paths = PathManager(conf)
-    rtsp: RTSPServer | None = None
-    api: API | None = None
+    core = Core(conf)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        if g.get("rtsp", True):
-            rtsp = RTSPServer(g, paths)
-            await rtsp.start()
-        if g.get("api"):
-            api = API(conf, paths, rtsp)
-            await api.start()
-        paths.start()
+        await core.start()
         await stop.wait()
         log.info("shutting down gracefully")
     except OSError as exc:
         log.error(f"{exc}")
         return 1
     finally:
-        await _shutdown(api, rtsp, paths)
+        await core.close()
+        # Let the loop run what closing just scheduled (sockets closing, hook commands
+        # sent SIGINT being reaped) before asyncio.run() cancels every task still pending.
+        await asyncio.sleep(0.05)
     return 0
-
-
-async def _shutdown(api: API | None, rtsp: RTSPServer | None, paths: PathManager) -> None:
-    """Reverse of start-up: listeners first, so no new client reaches a dying path."""
-    if api is not None:
-        await api.close()
-    if rtsp is not None:
-        await rtsp.close()
-    paths.close()
-    # Let the loop run what closing just scheduled (sockets closing, hook commands sent
-    # SIGINT being reaped) before asyncio.run() cancels every task still pending.
-    await asyncio.sleep(0.2)
 
 
 def main() -> None:

@@ -13,67 +13,48 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import VERSION, log
-from .config import Conf, ConfError, check_optional_path, check_path_name
+from . import VERSION, api_runtime, log
+from .api_runtime import paginate
+from .config import Conf, ConfError, check_optional_path, check_path_name, coerce_global
+from .httpbase import Handler, error_response, json_response, make_app, serve
 from .path import now_iso
-from .paths import PathManager
-from .rtsp_server import RTSPServer
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+if TYPE_CHECKING:
+    from .core import Core
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+    return json_response(data, status)
 
 
 def _error(status: int, message: str) -> web.Response:
-    log.error(f"[API] {message}")
-    return _json({"status": "error", "error": message}, status)
+    return error_response(status, message)
 
 
 def _ok() -> web.Response:
     return _json({"status": "ok"})
 
 
-def paginate(items: list[Any], request: web.Request) -> dict[str, Any]:
-    """Upstream's pagination: ``itemsPerPage`` (default 100, >0) and ``page`` (from 0)."""
-    per_raw = request.query.get("itemsPerPage", "")
-    page_raw = request.query.get("page", "")
-    per_page, page = 100, 0
-    if per_raw:
-        if not per_raw.isdigit():
-            raise ConfError(f'strconv.ParseUint: parsing "{per_raw}": invalid syntax')
-        per_page = int(per_raw)
-        if per_page == 0:
-            raise ConfError("invalid items per page")
-    if page_raw:
-        if not page_raw.isdigit():
-            raise ConfError(f'strconv.ParseUint: parsing "{page_raw}": invalid syntax')
-        page = int(page_raw)
-    count = len(items)
-    page_count = 0 if count == 0 else (count + per_page - 1) // per_page
-    lo = min(page * per_page, count)
-    hi = min((page + 1) * per_page, count)
-    return {"itemCount": count, "pageCount": page_count, "items": items[lo:hi]}
-
-
 class API:
     """The HTTP API server; holds the live :class:`Conf` and applies changes."""
 
-    def __init__(self, conf: Conf, paths: PathManager, rtsp: RTSPServer | None) -> None:
-        self.conf = conf
-        self.paths = paths
-        self.rtsp = rtsp
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        conf = core.conf
         self.started = now_iso()
         self.address = str(conf.global_values["apiAddress"])
         self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ plumbing
+    @property
+    def conf(self) -> Conf:
+        """The live configuration (owned by the core, replaced on every change)."""
+        return self.core.conf
+
     def _allowed(self, remote: str | None) -> bool:
         """Whether ``authInternalUsers`` grants the ``api`` action to this client IP."""
         if self.conf.global_values.get("authMethod") != "internal":
@@ -107,39 +88,28 @@ class API:
             return _json({"status": "error", "error": "authentication error"}, 401)
         try:
             return await handler(request)
-        except web.HTTPNotFound:
-            return web.Response(text="404 page not found", status=404)
-        except web.HTTPMethodNotAllowed:
-            return web.Response(text="404 page not found", status=404)
         except ConfError as exc:
             return _error(400, str(exc))
 
     async def start(self) -> None:
-        """Bind and log ``[API] listener opened on :9997`` like upstream."""
-        app = web.Application(middlewares=[self._middleware])
+        """Bind and log upstream's ``[API] started with listener on :9997 (TCP/HTTP)``."""
+        app = make_app(lambda: list(self.conf.global_values.get("apiAllowOrigins") or []),
+                       [self._middleware])
         r = app.router
-        r.add_get("/v3/info", self.info)
-        r.add_get("/v3/config/global/get", self.global_get)
+        r.add_get("/v3/info", self.info, allow_head=False)
+        r.add_get("/v3/config/global/get", self.global_get, allow_head=False)
         r.add_patch("/v3/config/global/patch", self.global_patch)
-        r.add_get("/v3/config/pathdefaults/get", self.pathdefaults_get)
+        r.add_get("/v3/config/pathdefaults/get", self.pathdefaults_get, allow_head=False)
         r.add_patch("/v3/config/pathdefaults/patch", self.pathdefaults_patch)
-        r.add_get("/v3/config/paths/list", self.conf_paths_list)
-        r.add_get("/v3/config/paths/get/{name:.*}", self.conf_paths_get)
+        r.add_get("/v3/config/paths/list", self.conf_paths_list, allow_head=False)
+        r.add_get("/v3/config/paths/get/{name:.*}", self.conf_paths_get, allow_head=False)
         r.add_post("/v3/config/paths/add/{name:.*}", self.conf_paths_add)
         r.add_patch("/v3/config/paths/patch/{name:.*}", self.conf_paths_patch)
         r.add_post("/v3/config/paths/replace/{name:.*}", self.conf_paths_replace)
         r.add_delete("/v3/config/paths/delete/{name:.*}", self.conf_paths_delete)
-        r.add_get("/v3/paths/list", self.paths_list)
-        r.add_get("/v3/paths/get/{name:.*}", self.paths_get)
-        r.add_get("/v3/rtspsessions/list", self.rtsp_sessions_list)
-        r.add_get("/v3/rtspsessions/get/{id}", self.rtsp_sessions_get)
-        r.add_post("/v3/rtspsessions/kick/{id}", self.rtsp_sessions_kick)
-        r.add_get("/v3/rtspconns/list", self.rtsp_conns_list)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        host, _, port = self.address.rpartition(":")
-        await web.TCPSite(self._runner, host or None, int(port)).start()
-        log.info(f"[API] listener opened on {self.address}")
+        api_runtime.add_routes(r, self.core)
+        self._runner = await serve(app, self.address)
+        log.info(f"[API] started with listener on {self.address} (TCP/HTTP)")
 
     async def close(self) -> None:
         """Stop serving."""
@@ -158,8 +128,7 @@ class API:
 
     def _commit(self, new_conf: Conf) -> None:
         new_conf.validate()
-        self.conf = new_conf
-        self.paths.reload(new_conf)
+        self.core.apply(new_conf)
 
     @staticmethod
     def _name(request: web.Request) -> str:
@@ -178,14 +147,15 @@ class API:
         return _json(self.conf.global_values)
 
     async def global_patch(self, request: web.Request) -> web.Response:
-        """Patch global values (stored; listeners are not re-bound by the stand-in)."""
+        """Patch global values; like upstream, every server restarts afterwards."""
         body = await self._body(request)
         new_conf = self.conf.clone()
         for key, value in body.items():
             if key not in new_conf.global_values:
                 raise ConfError(f'json: unknown field "{key}"')
-            new_conf.global_values[key] = value
-        self._commit(new_conf)
+            new_conf.global_values[key] = coerce_global(key, value)
+        new_conf.validate()
+        self.core.apply_global(new_conf)
         return _ok()
 
     async def pathdefaults_get(self, request: web.Request) -> web.Response:
@@ -255,47 +225,3 @@ class API:
         del new_conf.paths[name]
         self._commit(new_conf)
         return _ok()
-
-    # ------------------------------------------------------------------ runtime
-    async def paths_list(self, request: web.Request) -> web.Response:
-        """Paths that exist now (static ones always, regex ones while in use)."""
-        return _json(paginate(self.paths.api_list(), request))
-
-    async def paths_get(self, request: web.Request) -> web.Response:
-        """One path (404 ``path not found``)."""
-        item = self.paths.api_get(self._name(request))
-        if item is None:
-            return _error(404, "path not found")
-        return _json(item)
-
-    async def rtsp_sessions_list(self, request: web.Request) -> web.Response:
-        """RTSP sessions (publishers and readers)."""
-        sessions = self.rtsp.sessions if self.rtsp is not None else {}
-        items = [s.api_item() for s in sorted(sessions.values(), key=lambda s: s.created)]
-        return _json(paginate(items, request))
-
-    async def rtsp_sessions_get(self, request: web.Request) -> web.Response:
-        """One RTSP session (404 ``session not found``)."""
-        session = self.rtsp.sessions.get(request.match_info["id"]) if self.rtsp else None
-        if session is None:
-            return _error(404, "session not found")
-        return _json(session.api_item())
-
-    async def rtsp_sessions_kick(self, request: web.Request) -> web.Response:
-        """Close one RTSP session and its connection."""
-        session = self.rtsp.sessions.get(request.match_info["id"]) if self.rtsp else None
-        if session is None:
-            return _error(404, "session not found")
-        session.conn.close_from_path("kicked")
-        return _ok()
-
-    async def rtsp_conns_list(self, request: web.Request) -> web.Response:
-        """RTSP connections."""
-        conns = self.rtsp.conns if self.rtsp is not None else {}
-        items = [{
-            "id": c.uuid, "created": c.created, "remoteAddr": c.remote,
-            "session": c.session.uuid if c.session else None, "tunnel": "none",
-            "inboundBytes": c.bytes_in, "outboundBytes": 0,
-            "bytesReceived": c.bytes_in, "bytesSent": 0,
-        } for c in conns.values()]
-        return _json(paginate(items, request))

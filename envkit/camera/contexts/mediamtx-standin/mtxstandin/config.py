@@ -16,10 +16,26 @@ from typing import Any
 
 import yaml
 
-from .defaults import GLOBAL_DEFAULTS, PATH_DEFAULTS, path_key_accepted
+from . import gofmt
+from .defaults import (
+    DURATION_KEYS,
+    GLOBAL_DEFAULTS,
+    NUMBER_KEYS,
+    PATH_DEFAULTS,
+    path_key_accepted,
+)
 
 ALL_ALIASES = ("all", "all_others", "~^.*$")
-_RE_PATH_NAME = re.compile(r"^[0-9a-zA-Z_\-/\.~:]+$")
+_RE_PATH_NAME = re.compile(r"^[0-9a-zA-Z_\-/\.]+$")
+LOG_LEVELS = ("error", "warn", "info", "debug")
+# Sources upstream v1.20 accepts: fixed words, and URL schemes it can pull from.
+_SOURCE_WORDS = ("publisher", "redirect", "rpiCamera")
+_SOURCE_SCHEMES = (
+    "rtsp://", "rtsps://", "rtsp+http://", "rtsps+http://", "rtsp+ws://", "rtsps+ws://",
+    "rtmp://", "rtmps://", "http://", "https://", "udp://", "udp+mpegts://",
+    "unix+mpegts://", "udp+rtp://", "unix+rtp://", "srt://", "whep://", "wheps://",
+    "moq://", "moqs://",
+)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _DURATION_UNITS = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
@@ -56,14 +72,17 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             raise ConfError(f"json: cannot unmarshal {type(value).__name__} into field '{key}'")
         return value
     if isinstance(default, int):
+        if key in NUMBER_KEYS and isinstance(value, float):
+            return value
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfError(f"json: cannot unmarshal {type(value).__name__} into field '{key}'")
         return value
     if isinstance(default, str):
         if not isinstance(value, str):
             raise ConfError(f"json: cannot unmarshal {type(value).__name__} into field '{key}'")
-        if default and _DURATION_PART.fullmatch(default) and value:
-            parse_duration(value)
+        if key in DURATION_KEYS:
+            # Stored as upstream stores it: a duration, rendered back as Go does.
+            return gofmt.duration(parse_duration(value))
         return value
     if isinstance(default, list):
         if not isinstance(value, list):
@@ -72,8 +91,15 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _env_value(raw: str, default: Any) -> Any:
+def coerce_global(key: str, value: Any) -> Any:
+    """Check and normalize one global value (API body or YAML)."""
+    return _coerce(key, value, GLOBAL_DEFAULTS[key])
+
+
+def _env_value(key: str, raw: str, default: Any) -> Any:
     """Parse an environment string the way upstream's env loader does for that type."""
+    if key in DURATION_KEYS:
+        return gofmt.duration(parse_duration(raw))
     if isinstance(default, bool):
         return raw.lower() in ("yes", "true", "1")
     if isinstance(default, int):
@@ -83,23 +109,56 @@ def _env_value(raw: str, default: Any) -> Any:
     return raw
 
 
+def path_name_problem(name: str) -> str | None:
+    """Why upstream refuses ``name`` as a path name, or ``None`` if it is valid."""
+    if not name:
+        return "cannot be empty"
+    if name.startswith("/"):
+        return "can't begin with a slash"
+    if name.endswith("/"):
+        return "can't end with a slash"
+    if not _RE_PATH_NAME.match(name):
+        return "can contain only alphanumeric characters, underscore, dot, minus, slash"
+    return None
+
+
 def check_path_name(name: str) -> None:
     """Refuse names upstream refuses (regex names start with ``~``)."""
+    if name in ALL_ALIASES:
+        return
     if name.startswith("~"):
         try:
             re.compile(name[1:])
         except re.error as exc:
             raise ConfError(f"invalid regular expression: {name[1:]}") from exc
         return
-    if not name:
-        raise ConfError("invalid path name: cannot be empty")
-    if name.startswith("/") or name.endswith("/"):
-        raise ConfError(f"invalid path name: can't begin or end with a slash ({name})")
-    if not _RE_PATH_NAME.match(name):
-        raise ConfError(
-            "invalid path name: can contain only alphanumeric characters, underscore, "
-            f"dot, tilde, minus, slash, colon ({name})"
-        )
+    problem = path_name_problem(name)
+    if problem is not None:
+        raise ConfError(f"invalid path name '{name}': {problem}")
+
+
+def check_path_values(values: dict[str, Any], regex: bool) -> None:
+    """Refuse what upstream's path validation refuses in a (merged) path configuration."""
+    source = values.get("source", "publisher")
+    if source not in ("publisher", "redirect") and regex and not values.get("sourceOnDemand"):
+        raise ConfError("a path with a regular expression (or path 'all_others') and a static "
+                        "source must have 'sourceOnDemand' set to true")
+    if source not in _SOURCE_WORDS and not source.startswith(_SOURCE_SCHEMES):
+        raise ConfError(f"invalid source: '{source}'")
+    if values.get("sourceOnDemand") and source == "publisher":
+        raise ConfError("'sourceOnDemand' is useless when source is 'publisher'")
+    record_path = str(values.get("recordPath", ""))
+    if "%path" not in record_path:
+        raise ConfError("'recordPath' must contain %path")
+    if "%s" not in record_path and not all(
+            f"%{c}" in record_path for c in "YmdHMS"):
+        raise ConfError("'recordPath' must contain either %s or %Y %m %d %H %M %S")
+    if values.get("runOnInit") and regex:
+        raise ConfError("a path with a regular expression (or path 'all_others') does not "
+                        "support option 'runOnInit'; use another path")
+    if (values.get("runOnDemand") or values.get("runOnUnDemand")) and source != "publisher":
+        raise ConfError("'runOnDemand' and 'runOnUnDemand' can be used only when source is "
+                        "'publisher'")
 
 
 def check_optional_path(values: dict[str, Any]) -> dict[str, Any]:
@@ -111,9 +170,6 @@ def check_optional_path(values: dict[str, Any]) -> dict[str, Any]:
         if key == "name":
             continue
         out[key] = _coerce(key, value, PATH_DEFAULTS.get(key))
-    source = out.get("source", "publisher")
-    if not isinstance(source, str):
-        raise ConfError("invalid source")
     return out
 
 
@@ -132,15 +188,16 @@ class Conf:
 
     def validate(self) -> None:
         """Refuse invalid combinations, like upstream's ``Conf.Validate``."""
+        level = self.global_values.get("logLevel")
+        if level not in LOG_LEVELS:
+            raise ConfError(f"invalid log level: '{level}'")
         if sum(1 for n in self.paths if n in ALL_ALIASES) > 1:
             raise ConfError("all_others, all and '~^.*$' are aliases")
-        for name, values in self.paths.items():
+        check_path_values(self.path_defaults, regex=False)
+        for name in self.paths:
             check_path_name(name)
-            if (name.startswith("~") or name in ALL_ALIASES) and values.get("runOnInit"):
-                raise ConfError(
-                    "a path with a regular expression (or path 'all') does not support "
-                    "option 'runOnInit'; use another path"
-                )
+            regex = name.startswith("~") or name in ALL_ALIASES
+            check_path_values(self.path_conf(name), regex=regex)
         parse_duration(self.global_values["readTimeout"])
 
     def path_conf(self, conf_name: str) -> dict[str, Any]:
@@ -190,6 +247,10 @@ def _normalize_users(users: list[Any]) -> list[dict[str, Any]]:
 
 
 def _apply_global(conf: Conf, data: dict[str, Any]) -> None:
+    # Measured on v1.20.1: a configuration file without this key yields [] (the
+    # built-in api/metrics/pprof exclusions apply only when no file is read).
+    if "authHTTPExclude" not in data:
+        conf.global_values["authHTTPExclude"] = []
     for key, value in data.items():
         if key == "pathDefaults":
             conf.path_defaults.update(check_optional_path(value or {}))
@@ -215,7 +276,7 @@ def _apply_env(conf: Conf, environ: dict[str, str]) -> None:
         rest = env_key[4:]
         if rest.startswith("PATHDEFAULTS_") and rest[13:] in upper_path:
             key = upper_path[rest[13:]]
-            conf.path_defaults[key] = _env_value(raw, PATH_DEFAULTS[key])
+            conf.path_defaults[key] = _env_value(key, raw, PATH_DEFAULTS[key])
         elif rest.startswith("PATHS_"):
             tail = rest[6:]
             for upper_key in sorted(upper_path, key=len, reverse=True):
@@ -225,11 +286,11 @@ def _apply_env(conf: Conf, environ: dict[str, str]) -> None:
                         (n for n in conf.paths if n.upper() == env_name), env_name.lower()
                     )
                     key = upper_path[upper_key]
-                    conf.paths.setdefault(name, {})[key] = _env_value(raw, PATH_DEFAULTS[key])
+                    conf.paths.setdefault(name, {})[key] = _env_value(key, raw, PATH_DEFAULTS[key])
                     break
         elif rest in upper_global:
             key = upper_global[rest]
-            conf.global_values[key] = _env_value(raw, GLOBAL_DEFAULTS[key])
+            conf.global_values[key] = _env_value(key, raw, GLOBAL_DEFAULTS[key])
 
 
 def load(path: str | None, environ: dict[str, str] | None = None) -> tuple[Conf, str]:

@@ -140,7 +140,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "hlsPartDuration": "200ms",
     "hlsSegmentMaxSize": "50M",
     "hlsDirectory": "",
-    "hlsMuxerCloseAfter": "60s",
+    "hlsMuxerCloseAfter": "1m0s",
     "hlsCDNSecret": "",
     # WebRTC server
     "webrtc": True,
@@ -162,6 +162,15 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     # SRT server
     "srt": True,
     "srtAddress": ":8890",
+    # MoQ server (new in v1.20; on by default upstream)
+    "moq": True,
+    "moqHTTP2Address": ":8892",
+    "moqHTTP3Address": ":8892",
+    "moqQUICAddress": ":8893",
+    "moqServerKey": "server.key",
+    "moqServerCert": "server.crt",
+    "moqAllowOrigins": ["*"],
+    "moqTrustedProxies": [],
 }
 
 PATH_DEFAULTS: dict[str, Any] = {
@@ -184,8 +193,8 @@ PATH_DEFAULTS: dict[str, Any] = {
     "recordFormat": "fmp4",
     "recordPartDuration": "1s",
     "recordMaxPartSize": "50M",
-    "recordSegmentDuration": "1h",
-    "recordDeleteAfter": "1d",
+    "recordSegmentDuration": "1h0m0s",
+    "recordDeleteAfter": "24h0m0s",
     # Forward
     "forward": [],
     # Publisher source
@@ -196,9 +205,51 @@ PATH_DEFAULTS: dict[str, Any] = {
     "rtspAnyPort": False,
     "rtspRangeType": "",
     "rtspRangeStart": "",
+    "rtspScale": "",
+    "rtspUDPSourcePortRange": [10000, 65535],
     "rtspDemuxMpegts": False,
     # Redirect source
     "sourceRedirect": "",
+    # MoQ source
+    "moqTransport": "automatic",
+    # Raspberry Pi camera source (accepted and reported; no camera here)
+    "rpiCameraCamID": 0,
+    "rpiCameraSecondary": False,
+    "rpiCameraWidth": 1920,
+    "rpiCameraHeight": 1080,
+    "rpiCameraHFlip": False,
+    "rpiCameraVFlip": False,
+    "rpiCameraBrightness": 0,
+    "rpiCameraContrast": 1,
+    "rpiCameraSaturation": 1,
+    "rpiCameraSharpness": 1,
+    "rpiCameraExposure": "normal",
+    "rpiCameraAWB": "auto",
+    "rpiCameraAWBGains": [0, 0],
+    "rpiCameraDenoise": "off",
+    "rpiCameraShutter": 0,
+    "rpiCameraMetering": "centre",
+    "rpiCameraGain": 0,
+    "rpiCameraEV": 0,
+    "rpiCameraROI": "",
+    "rpiCameraHDR": False,
+    "rpiCameraTuningFile": "",
+    "rpiCameraMode": "",
+    "rpiCameraFPS": 30,
+    "rpiCameraAfMode": "continuous",
+    "rpiCameraAfRange": "normal",
+    "rpiCameraAfSpeed": "normal",
+    "rpiCameraLensPosition": 0,
+    "rpiCameraAfWindow": "",
+    "rpiCameraFlickerPeriod": 0,
+    "rpiCameraTextOverlayEnable": False,
+    "rpiCameraTextOverlay": "%Y-%m-%d %H:%M:%S - MediaMTX",
+    "rpiCameraCodec": "auto",
+    "rpiCameraIDRPeriod": 60,
+    "rpiCameraBitrate": 5000000,
+    "rpiCameraH264Profile": "main",
+    "rpiCameraH264Level": "4.1",
+    "rpiCameraMJPEGQuality": 60,
     # RTP source
     "rtpSDP": "",
     # WHEP source
@@ -230,7 +281,7 @@ PATH_DEFAULTS: dict[str, Any] = {
 # Accepted in input (YAML, API bodies) for compatibility, stored, but not acted upon and
 # not echoed back unless given (upstream omits unset deprecated fields too).
 PATH_ACCEPTED_EXTRA = (
-    "rpiCamera",  # prefix: Raspberry Pi camera options
+    "rpiCamera",  # prefix: deprecated Raspberry Pi camera options (rpiCameraLevel...)
     "disablePublisherOverride",
     "fallback",
     "runOnReady",
@@ -245,9 +296,23 @@ PATH_ACCEPTED_EXTRA = (
     "readPass",
     "readIPs",
     "playback",
-    "rtspUDPSourcePortRange",
-    "moqTransport",
 )
+
+# Values that are Go durations: rendered with ``time.Duration.String()`` (``1m0s``).
+DURATION_KEYS = frozenset({
+    "readTimeout", "writeTimeout", "hlsSegmentDuration", "hlsPartDuration",
+    "hlsMuxerCloseAfter", "webrtcHandshakeTimeout", "webrtcTrackGatherTimeout",
+    "webrtcSTUNGatherTimeout", "sourceOnDemandStartTimeout", "sourceOnDemandCloseAfter",
+    "recordPartDuration", "recordSegmentDuration", "recordDeleteAfter",
+    "whepSTUNGatherTimeout", "whepHandshakeTimeout", "whepTrackGatherTimeout",
+    "runOnDemandStartTimeout", "runOnDemandCloseAfter",
+})
+
+# Values of JSON type "number" (Go float64): integers are accepted for them too.
+NUMBER_KEYS = frozenset({
+    "rpiCameraBrightness", "rpiCameraContrast", "rpiCameraSaturation", "rpiCameraSharpness",
+    "rpiCameraGain", "rpiCameraEV", "rpiCameraFPS", "rpiCameraLensPosition",
+})
 
 
 def path_key_accepted(key: str) -> bool:

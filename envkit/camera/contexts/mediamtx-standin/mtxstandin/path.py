@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import log
+from . import gofmt, log
 from .config import parse_duration
 from .hooks import ExternalCmd
 from .sdp import SessionDescription
@@ -44,10 +43,9 @@ class Endpoint(Protocol):
         """Queue one packet to a reader; returns bytes accepted (0 if dropped)."""
 
 
-def now_iso(t: dt.datetime | None = None) -> str:
-    """RFC 3339 timestamp with nanosecond-style precision, like Go's time.Time JSON."""
-    t = t or dt.datetime.now(dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+def now_iso() -> str:
+    """Now as Go's ``time.Time`` JSON (RFC 3339, nanoseconds, zeros trimmed)."""
+    return gofmt.timestamp()
 
 
 class Path:
@@ -67,6 +65,7 @@ class Path:
         self.conf_name = conf_name
         self.conf = conf
         self.matches = matches
+        self.query = ""
         self.rtsp_port = rtsp_port
         self._on_idle = on_idle
         self.source: Endpoint | None = None
@@ -91,7 +90,8 @@ class Path:
 
     def env(self) -> dict[str, str]:
         """Hook environment, as upstream's ``ExternalCmdEnv``."""
-        env = {"MTX_PATH": self.name, "RTSP_PATH": self.name, "RTSP_PORT": self.rtsp_port}
+        env = {"MTX_PATH": self.name, "MTX_QUERY": self.query, "RTSP_PATH": self.name,
+               "RTSP_PORT": self.rtsp_port}
         for i, group in enumerate(self.matches[1:], start=1):
             env[f"G{i}"] = group
         return env
@@ -197,13 +197,17 @@ class Path:
         self._waiters = []
 
     # ------------------------------------------------------------------ readers
-    async def wait_available(self) -> SessionDescription:
-        """The stream's description, starting ``runOnDemand`` and waiting if needed."""
+    async def wait_available(self, query: str = "") -> SessionDescription:
+        """The stream's description, starting ``runOnDemand`` and waiting if needed.
+
+        :param query: the reader's raw URL query; the hook gets it as ``MTX_QUERY``.
+        """
         if self.available and self.desc is not None:
             return self.desc
         if not self.conf.get("runOnDemand"):
             raise PathError(f"no stream is available on path '{self.name}'", 404)
         if self._demand_state == "initial":
+            self.query = query
             self._start_on_demand()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
@@ -296,6 +300,8 @@ class Path:
     def write(self, track: int, rtcp: bool, payload: bytes) -> None:
         """Fan one publisher packet out to every reader (never blocks)."""
         self.bytes_received += len(payload)
+        if not rtcp and self.desc is not None and track < len(self.desc.medias):
+            self.desc.medias[track].watch_rtp(payload)
         sent = 0
         for reader in self.readers:
             sent += reader.deliver(track, rtcp, payload)
@@ -316,7 +322,7 @@ class Path:
             "onlineTime": self.available_time if self.source is not None else None,
             "source": self.source.api_ref() if self.source is not None else None,
             "tracks": tracks,
-            "tracks2": [{"codec": c, "codecProps": None} for c in tracks],
+            "tracks2": self.desc.tracks2() if (self.available and self.desc) else [],
             "readers": [r.api_ref() for r in self.readers],
             "inboundBytes": self.bytes_received,
             "outboundBytes": self.bytes_sent,

@@ -17,6 +17,12 @@ from .path import Endpoint, Path, PathError
 from .sdp import SessionDescription
 
 
+def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two merged path configurations differ in nothing but their name."""
+    return {k: v for k, v in a.items() if k != "name"} == \
+        {k: v for k, v in b.items() if k != "name"}
+
+
 class PathManager:
     """Owns every :class:`Path` and routes publishers and readers to them."""
 
@@ -67,20 +73,20 @@ class PathManager:
         return self._create(name, conf_name, matches)
 
     # ------------------------------------------------------------------ RTSP entry points
-    async def describe(self, name: str) -> SessionDescription:
+    async def describe(self, name: str, query: str = "") -> SessionDescription:
         """Description of the stream on ``name`` (may start ``runOnDemand`` and wait)."""
         path = self.get_or_create(name)
         try:
-            return await path.wait_available()
+            return await path.wait_available(query)
         finally:
             if path.should_close():
                 self._remove_idle(path)
 
-    async def add_reader(self, name: str, reader: Endpoint) -> Path:
+    async def add_reader(self, name: str, reader: Endpoint, query: str = "") -> Path:
         """Attach a reader to ``name``, waiting for an on-demand publisher if needed."""
         path = self.get_or_create(name)
         try:
-            await path.wait_available()
+            await path.wait_available(query)
             path.add_reader(reader)
         finally:
             if path.should_close():
@@ -104,8 +110,12 @@ class PathManager:
         for name, path in list(self.paths.items()):
             found = new_conf.find_path_conf(name)
             if found is not None:
-                conf_name, _ = found
-                if conf_name == path.conf_name and new_conf.path_conf(conf_name) == path.conf:
+                conf_name, matches = found
+                new_values = new_conf.path_conf(conf_name)
+                if _same_values(new_values, path.conf):
+                    # Like upstream's reloadConf: an equivalent configuration (even under
+                    # another name, e.g. all_others after a delete) keeps the path alive.
+                    path.conf_name, path.conf, path.matches = conf_name, new_values, matches
                     continue
             del self.paths[name]
             path.close()

@@ -41,6 +41,19 @@ class RTSPConn:
         self.created = now_iso()
         self.session: Session | None = None
         self.bytes_in = 0
+        self.bytes_out = 0
+        self.user_agent = ""
+        # Upstream closes the connection with the error of the last refused request.
+        self.last_error = ""
+
+    def api_item(self) -> dict[str, Any]:
+        """The ``RTSPConn`` object of the OpenAPI document."""
+        return {
+            "id": self.uuid, "created": self.created, "remoteAddr": self.remote,
+            "session": self.session.uuid if self.session else None, "tunnel": "none",
+            "inboundBytes": self.bytes_in, "outboundBytes": self.bytes_out,
+            "bytesReceived": self.bytes_in, "bytesSent": self.bytes_out,
+        }
 
     def log(self, msg: str) -> None:
         """Log with upstream's ``[RTSP] [conn ADDR]`` prefix."""
@@ -72,12 +85,16 @@ class RTSPConn:
                     reason = "terminated"
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
-            reason = "EOF"
+            reason = self.last_error or "EOF"
+        except asyncio.CancelledError:
+            reason = "terminated"
         except TimeoutError:
             reason = "read timeout"
         except ProtocolError as exc:
             reason = str(exc)
         finally:
+            if self.server.closing:
+                reason = "terminated"
             if self.session is not None:
                 self.session.detach("not in use" if reason == "EOF" else reason)
                 self.server.sessions.pop(self.session.uuid, None)
@@ -88,11 +105,13 @@ class RTSPConn:
     def send(self, data: bytes) -> None:
         """Write a response (never blocks; responses are small)."""
         if not self.writer.is_closing():
+            self.bytes_out += len(data)
             self.writer.write(data)
 
     async def handle(self, req: Request) -> None:
         """Dispatch one request and answer it (CSeq echoed)."""
         cseq = req.header("cseq", "0")
+        self.user_agent = req.header("user-agent") or self.user_agent
         handler = getattr(self, "on_" + req.method.lower(), None)
         if handler is None:
             self.send(response(501, cseq))
@@ -105,10 +124,10 @@ class RTSPConn:
         try:
             status, headers, body = await handler(req)
         except PathError as exc:
-            self.log(str(exc))
+            self.last_error = str(exc)
             status, headers, body = exc.status, {}, b""
         except (SDPError, ValueError) as exc:
-            self.log(str(exc))
+            self.last_error = str(exc)
             status, headers, body = 400, {}, b""
         if self.session is not None and req.method != "OPTIONS" and "Session" not in headers:
             headers["Session"] = f"{self.session.secret};timeout={SESSION_TIMEOUT}"
@@ -135,8 +154,8 @@ class RTSPConn:
 
     async def on_describe(self, req: Request) -> tuple[int, dict[str, str], bytes]:
         """Publisher's SDP (controls rewritten), after ``runOnDemand`` if configured."""
-        name, _ = req.path_and_query
-        desc = await self.server.paths.describe(name)
+        name, query = req.path_and_query
+        desc = await self.server.paths.describe(name, query)
         base = req.url.split("?", 1)[0].rstrip("/") + "/"
         return 200, {"Content-Base": base, "Content-Type": "application/sdp"}, \
             desc.for_readers()
@@ -169,7 +188,7 @@ class RTSPConn:
             name, query = req.path_and_query
             name, track = _split_track(name)
             if session.path is None:
-                session.path = await self.server.paths.add_reader(name, session)
+                session.path = await self.server.paths.add_reader(name, session, query)
                 session.state = "read"
                 session.path_name, session.query = name, query
             elif session.path.name != name:
@@ -202,8 +221,7 @@ class RTSPConn:
         if not session.recording:
             session.path.start_publisher(session, session.announced)
             session.recording = True
-            session.log(f"is publishing to path '{session.path.name}', "
-                        f"{session.announced.tracks_info()}")
+            session.log(f"is publishing to path '{session.path.name}'")
         return 200, {}, b""
 
     async def on_pause(self, req: Request) -> tuple[int, dict[str, str], bytes]:
@@ -217,7 +235,7 @@ class RTSPConn:
         session = self.session
         if session is not None:
             headers = {"Session": session.secret}
-            session.detach("torn down by client")
+            session.detach(f"torn down by {self.remote}")
             self.server.sessions.pop(session.uuid, None)
             self.session = None
             return 200, headers, b""
@@ -266,15 +284,14 @@ class RTSPServer:
         self.conns: dict[str, RTSPConn] = {}
         self.sessions: dict[str, Session] = {}
         self._server: asyncio.base_events.Server | None = None
+        self.closing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Listen, then log the line readiness checks wait for."""
         host, _, port = self.address.rpartition(":")
         self._server = await asyncio.start_server(self._accept, host or None, int(port))
-        kinds = ["TCP"] if "tcp" in self.transports else []
-        desc = ", ".join(f"{self.address} ({k})" for k in kinds) or self.address
-        log.info(f"[RTSP] listener opened on {desc}")
+        log.info(f"[RTSP] started with listeners on {self.address} (TCP/RTSP)")
         if any(t in self.transports for t in ("udp", "multicast")):
             log.warn("[RTSP] UDP and multicast transports are not implemented by the "
                      "envkit stand-in; clients are told 461 and fall back to TCP")
@@ -295,6 +312,7 @@ class RTSPServer:
     async def close(self) -> None:
         """Stop listening and drop every connection."""
         log.info("[RTSP] listener is closing")
+        self.closing = True
         if self._server is not None:
             self._server.close()
         for conn in list(self.conns.values()):

@@ -9,6 +9,7 @@ loses packets instead of stalling the publisher or the other readers.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,28 @@ if TYPE_CHECKING:
     from .rtsp_server import RTSPConn
 
 SESSION_TIMEOUT = 60
+
+
+class Jitter:
+    """RFC 3550 section 6.4.1 interarrival jitter of one inbound RTP stream."""
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self.value = 0.0
+        self._last: tuple[float, int] | None = None
+
+    def packet(self, payload: bytes) -> None:
+        """Account for one RTP packet arriving now."""
+        if len(payload) < 12:
+            return
+        arrival = time.monotonic() * self.clock_rate
+        stamp = int.from_bytes(payload[4:8], "big")
+        if self._last is not None:
+            prev_arrival, prev_stamp = self._last
+            delta = (stamp - prev_stamp + 2**31) % 2**32 - 2**31
+            d = (arrival - prev_arrival) - delta
+            self.value += (abs(d) - self.value) / 16
+        self._last = (arrival, stamp)
 AVG_PACKET_BYTES = 1500
 
 
@@ -49,6 +72,7 @@ class Session:
         self.outbound_rtp = 0
         self.outbound_rtcp = 0
         self.discarded = 0
+        self.jitter: dict[int, Jitter] = {}
         self.closed = False
         self.log(f"created by {conn.remote}")
 
@@ -86,6 +110,7 @@ class Session:
         transport.write(frame(channel + (1 if rtcp else 0), payload))
         size = len(payload) + 4
         self.outbound_bytes += size
+        self.conn.bytes_out += size
         if rtcp:
             self.outbound_rtcp += 1
         else:
@@ -104,6 +129,7 @@ class Session:
             self.inbound_rtcp += 1
         else:
             self.inbound_rtp += 1
+            self.jitter.setdefault(track, Jitter(self.clock_rate(track))).packet(payload)
         if self.recording and self.path is not None:
             self.path.write(track, rtcp, payload)
 
@@ -120,6 +146,19 @@ class Session:
                 path.remove_reader(self)
         self.log(f"destroyed: {reason}")
 
+    def clock_rate(self, track: int) -> int:
+        """RTP clock rate of an announced track (90 kHz for video when unknown)."""
+        desc = self.announced
+        if desc is None or track >= len(desc.medias):
+            return 90000
+        return desc.medias[track].clock_rate
+
+    def mean_jitter(self) -> float:
+        """Interarrival jitter (RFC 3550, in RTP timestamp units) averaged over tracks."""
+        if not self.jitter:
+            return 0.0
+        return sum(j.value for j in self.jitter.values()) / len(self.jitter)
+
     # ------------------------------------------------------------------ API
     def api_item(self) -> dict[str, Any]:
         """The ``RTSPSession`` object of the OpenAPI document."""
@@ -133,6 +172,7 @@ class Session:
             "path": self.path_name,
             "query": self.query,
             "user": "",
+            "userAgent": self.conn.user_agent,
             "transport": transport,
             "profile": "AVP" if transport else None,
             "conns": [self.conn.uuid],
@@ -140,7 +180,7 @@ class Session:
             "inboundRTPPackets": self.inbound_rtp,
             "inboundRTPPacketsLost": 0,
             "inboundRTPPacketsInError": 0,
-            "inboundRTPPacketsJitter": 0.0,
+            "inboundRTPPacketsJitter": self.mean_jitter(),
             "inboundRTCPPackets": self.inbound_rtcp,
             "inboundRTCPPacketsInError": 0,
             "outboundBytes": self.outbound_bytes,
@@ -154,7 +194,7 @@ class Session:
             "rtpPacketsSent": self.outbound_rtp,
             "rtpPacketsLost": 0,
             "rtpPacketsInError": 0,
-            "rtpPacketsJitter": 0.0,
+            "rtpPacketsJitter": self.mean_jitter(),
             "rtcpPacketsReceived": self.inbound_rtcp,
             "rtcpPacketsSent": self.outbound_rtcp,
             "rtcpPacketsInError": 0,

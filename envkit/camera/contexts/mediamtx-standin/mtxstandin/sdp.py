@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
+
+from .h264 import SPSError, parse_sps, sps_from_fmtp, sps_in_rtp
 
 # rtpmap encoding name (upper case) -> codec name of the OpenAPI ``PathTrackCodec`` enum
 _CODECS = {
@@ -51,6 +54,23 @@ class Media:
     lines: list[str]
     control: str = ""
     codec: str = "Generic"
+    # ``codecProps`` of the API (H.264: from the SPS); None where upstream has none.
+    props: dict[str, Any] | None = None
+    sps: bytes = b""
+    clock_rate: int = 90000
+
+    def watch_rtp(self, payload: bytes) -> None:
+        """Follow in-band SPS changes of an H.264 track (upstream updates its props too)."""
+        if self.codec != "H264" or len(payload) < 13:
+            return
+        nalu = sps_in_rtp(payload)
+        if nalu is None or nalu == self.sps:
+            return
+        self.sps = nalu
+        try:
+            self.props = parse_sps(nalu).codec_props()
+        except SPSError:
+            return
 
 
 @dataclass
@@ -63,6 +83,10 @@ class SessionDescription:
     def codecs(self) -> list[str]:
         """Codec of each track, in order."""
         return [m.codec for m in self.medias]
+
+    def tracks2(self) -> list[dict[str, Any]]:
+        """The API's ``tracks2``: codec and codec properties of each track."""
+        return [{"codec": m.codec, "codecProps": m.props} for m in self.medias]
 
     def tracks_info(self) -> str:
         """Upstream's wording, e.g. ``1 track (H264)`` or ``2 tracks (H264, Opus)``."""
@@ -137,4 +161,24 @@ def parse(body: bytes) -> SessionDescription:
             if ln.startswith("a=control:"):
                 media.control = ln[len("a=control:"):].strip()
         media.codec = _codec_of(media.lines[0], media.lines)
+        media.clock_rate = _clock_rate(media.lines)
+        if media.codec == "H264":
+            media.props = _h264_props(media.lines)
     return desc
+
+
+def _h264_props(lines: list[str]) -> dict[str, Any] | None:
+    for ln in lines:
+        if ln.startswith("a=fmtp:"):
+            sps = sps_from_fmtp(ln.partition(" ")[2])
+            if sps is not None:
+                return sps.codec_props()
+    return None
+
+
+def _clock_rate(lines: list[str]) -> int:
+    for ln in lines:
+        match = re.match(r"a=rtpmap:\d+\s+[^/\s]+/(\d+)", ln)
+        if match:
+            return int(match.group(1))
+    return 90000

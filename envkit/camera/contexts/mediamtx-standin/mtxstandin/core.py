@@ -1,0 +1,107 @@
+"""The core: owns the live configuration and every server, and applies changes.
+
+Why: upstream's ``Core`` restarts servers when the global configuration changes (a
+``PATCH /v3/config/global/patch`` logs ``reloading configuration (API request)``, ends
+every session as ``terminated`` and opens the listeners again) while path-only changes
+reach just the affected paths. The API asks the core for the current servers, so it
+always answers for the ones that are running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from . import log
+from .api import API
+from .config import Conf
+from .paths import PathManager
+from .rtsp_server import RTSPServer
+from .webrtc import WebRTCServer
+
+
+class HLSState:
+    """The HLS muxers the API lists (none are created: the stand-in does not mux HLS)."""
+
+    def api_list(self) -> list[dict[str, object]]:
+        """Every muxer."""
+        return []
+
+    def api_get(self, name: str) -> dict[str, object] | None:
+        """One muxer, or None (``muxer not found``)."""
+        return None
+
+
+class Core:
+    """Configuration plus the servers built from it."""
+
+    def __init__(self, conf: Conf) -> None:
+        self.conf = conf
+        self.paths = PathManager(conf)
+        self.rtsp: RTSPServer | None = None
+        self.webrtc: WebRTCServer | None = None
+        self.hls: HLSState | None = None
+        self.api: API | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Open the listeners in upstream's order, then create the static paths."""
+        await self._start_servers()
+        if self.conf.global_values.get("api"):
+            self.api = API(self)
+            await self.api.start()
+        self.paths.start()
+
+    async def _start_servers(self) -> None:
+        g = self.conf.global_values
+        if g.get("rtsp", True):
+            self.rtsp = RTSPServer(g, self.paths)
+            await self.rtsp.start()
+        if g.get("hls"):
+            self.hls = HLSState()
+            log.warn("[HLS] muxing is not implemented by the envkit stand-in; "
+                     "not listening")
+        if g.get("webrtc"):
+            self.webrtc = WebRTCServer(self)
+            await self.webrtc.start()
+
+    async def _close_servers(self) -> None:
+        if self.webrtc is not None:
+            await self.webrtc.close()
+            self.webrtc = None
+        self.hls = None
+        if self.rtsp is not None:
+            await self.rtsp.close()
+            self.rtsp = None
+        self.paths.close()
+
+    async def close(self) -> None:
+        """Reverse of start-up: the API first, so no change arrives mid-shutdown."""
+        for task in list(self._reloads):
+            await task
+        if self.api is not None:
+            await self.api.close()
+        await self._close_servers()
+
+    def apply(self, new_conf: Conf) -> None:
+        """A path configuration changed: only the affected paths are recreated."""
+        self.conf = new_conf
+        self.paths.reload(new_conf)
+
+    def apply_global(self, new_conf: Conf) -> None:
+        """A global value changed: restart every server (after the API has answered)."""
+        log.info("reloading configuration (API request)")
+        self.conf = new_conf
+        task = asyncio.get_running_loop().create_task(self._restart())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _restart(self) -> None:
+        await self._close_servers()
+        log.set_level(str(self.conf.global_values.get("logLevel", "info")))
+        self.paths = PathManager(self.conf)
+        try:
+            await self._start_servers()
+        except OSError as exc:
+            log.error(f"{exc}")
+            return
+        self.paths.start()
