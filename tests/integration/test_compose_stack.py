@@ -1,0 +1,192 @@
+"""A team's compose file, as they wrote it, runs under ``pytest -n 2`` on the real engine.
+
+The file fixes host ports 8002/8003/8554/9997 (held by other processes during the run),
+waits on ``service_healthy``, builds from a context outside ``images/``, reads an
+``env_file`` and shares a named volume. Each worker must get its own copy on ephemeral
+ports, and nothing of the run may remain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+import envkit
+from envkit.camera.stack import COMPOSE_FILE
+from envkit.plugin import StackFactory
+
+TESTSVC = Path(envkit.__file__).parent / "contexts" / "testsvc"
+FIXED_PORTS = (8002, 8003, 8554, 9997)
+
+COMPOSE = """\
+# As a team would write it for `docker compose up`: fixed ports, a healthcheck, a volume.
+services:
+  media:
+    build:
+      context: ../src/web
+      args: {BASE_IMAGE: "${ENVKIT_BASE_IMAGE:?export ENVKIT_BASE_IMAGE}"}
+    command: [python3, /app/svc.py, serve, --port, "9997"]
+    ports: ["8554:8554", "9997:9997"]
+    environment: {SERVICE_NAME: media}
+    healthcheck:
+      test: [CMD, python3, -c, "import urllib.request as u; u.urlopen('http://127.0.0.1:9997/health')"]
+      interval: 1s
+      retries: 30
+    volumes: [recordings:/recordings]
+  app:
+    build:
+      context: ../src/web
+      args: {BASE_IMAGE: "${ENVKIT_BASE_IMAGE:?export ENVKIT_BASE_IMAGE}"}
+    command: python3 /app/svc.py serve --port 8003 --upstream http://media:9997/
+    ports: ["8002:8002", "127.0.0.1:8003:8003"]
+    env_file: app.env
+    environment:
+      SERVICE_NAME: ${APP_NAME:-app}
+    depends_on:
+      media: {condition: service_healthy}
+    volumes: [recordings:/recordings]
+    x-envkit:
+      ready: [{http: {port: 8003, path: /health}}]
+volumes:
+  recordings:
+"""
+
+INNER_TESTS = """\
+import json, os, urllib.request
+from pathlib import Path
+
+import pytest
+
+OUT = Path(os.environ["COMPOSE_IT_OUT"])
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.load(resp)
+
+
+def sh(stack, service, command):
+    code, out = stack.container(service).exec_run(["sh", "-c", command])
+    assert code == 0, out
+    return out.decode().strip()
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_own_copy(envkit_stack, worker_id, n):
+    host, port = envkit_stack.endpoint("app", 8003)
+    assert (host, port != 8003) == ("127.0.0.1", True)
+    for fixed in (8554, 9997):
+        assert envkit_stack.endpoint("media", fixed)[1] != fixed
+    body = get(envkit_stack.url("app", 8003, path="/"))
+    assert body["service"] == "app" and body["upstream"]["service"] == "media"
+    assert sh(envkit_stack, "app", "printenv FROM_ENV_FILE") == "team-file"
+    # The named volume is shared by the stack's services, and is this worker's alone.
+    sh(envkit_stack, "media", f"echo {worker_id} > /recordings/{worker_id}-{n}")
+    files = sh(envkit_stack, "app", "ls /recordings").split()
+    assert f"{worker_id}-{n}" in files
+    assert all(f.startswith(worker_id + "-") for f in files), files
+    (OUT / f"{worker_id}.json").write_text(json.dumps({
+        "stack": envkit_stack.id, "ports": envkit_stack.ports("app"),
+        "container": envkit_stack.container("app").id}))
+"""
+
+
+@contextlib.contextmanager
+def held(ports: tuple[int, ...]) -> Iterator[list[int]]:
+    """Listen on *ports* (as a running deployment would); ports already taken stay taken."""
+    socks: list[socket.socket] = []
+    taken: list[int] = []
+    for port in ports:
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            socks.append(sock)
+        except OSError:
+            sock.close()
+        taken.append(port)
+    try:
+        yield taken
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def team_project(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    shutil.copytree(TESTSVC, root / "src" / "web")
+    (root / "deploy").mkdir()
+    (root / "deploy" / "docker-compose.yml").write_text(COMPOSE)
+    (root / "deploy" / "app.env").write_text("# the team's settings\nFROM_ENV_FILE=team-file\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_team.py").write_text(INNER_TESTS)
+    (root / "pytest.ini").write_text("[pytest]\nenvkit_stack = deploy/docker-compose.yml\n")
+    return root
+
+
+def leftovers(session: str) -> list[str]:
+    client = docker.from_env()
+    try:
+        wanted = {"label": [f"envkit.session={session}"]}
+        return ([c.name for c in client.containers.list(all=True, filters=wanted)]
+                + [n.name for n in client.networks.list(filters=wanted)]
+                + [v.name for v in client.volumes.list(filters=wanted)])
+    finally:
+        client.close()
+
+
+def test_a_team_compose_file_runs_per_worker_beside_the_fixed_ports(tmp_path: Path) -> None:
+    root = team_project(tmp_path / "team")
+    out = tmp_path / "out"
+    out.mkdir()
+    session = f"compose-it-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "ENVKIT_SESSION": session, "COMPOSE_IT_OUT": str(out),
+           "ENVKIT_PROJECT": "envkit-compose-it"}
+    env.pop("ENVKIT_STACK", None)  # it would outrank the project's ini
+    with held(FIXED_PORTS):
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q",
+             "tests"], check=False, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "3 passed" in run.stdout or "6 passed" in run.stdout, run.stdout[-2000:]
+    seen = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    assert len(seen) == 2, "both workers ran a stack"
+    assert seen[0]["stack"] != seen[1]["stack"]
+    assert seen[0]["container"] != seen[1]["container"]
+    assert seen[0]["ports"]["8003/tcp"] != seen[1]["ports"]["8003/tcp"]
+    assert all(not p.endswith(":8003") for s in seen for p in s["ports"].values())
+    assert leftovers(session) == []
+
+
+@pytest.mark.parametrize("route", ["kit", "file"])
+def test_the_default_stack_from_the_packaged_compose_file(
+    route: str, envkit_stack_factory: StackFactory, monkeypatch: pytest.MonkeyPatch,
+    envkit_session: envkit.Envkit,
+) -> None:
+    """The kit's ``default`` and the packaged file itself start the same containers."""
+    if route == "file":
+        environ = envkit_session.environ
+        assert isinstance(environ, dict)
+        monkeypatch.setitem(environ, "CAMERA_SERVICE_JWT_SECRET", "from-the-shell")
+    stack = envkit_stack_factory("default" if route == "kit" else str(COMPOSE_FILE))
+    cam = stack.container("camera-service").attrs
+    env = dict(e.split("=", 1) for e in cam["Config"]["Env"])
+    assert env["CAMERA_SERVICE_MEDIAMTX_HOST"] == "mediamtx"
+    assert env["CAMERA_SERVICE_CAMERAS_POLL_INTERVAL"] == "0.5"
+    assert (env["CAMERA_SERVICE_JWT_SECRET"] == "from-the-shell") == (route == "file")
+    assert cam["HostConfig"]["Init"] is True
+    assert cam["HostConfig"]["SecurityOpt"] == ["no-new-privileges"]
+    media = stack.container("mediamtx").attrs
+    assert media["Config"]["Healthcheck"]["Interval"] == 2_000_000_000
+    assert sorted(stack.ports("mediamtx")) == ["8554/tcp", "8888/tcp", "8889/tcp", "9997/tcp"]
