@@ -9,41 +9,17 @@ with the server's own text (``session not found``, ``muxer not found``).
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .config import ConfError, path_name_problem
+from .gofmt import parse_uuid
 from .httpbase import error_response, json_response, not_found
 
 if TYPE_CHECKING:
     from .core import Core
-
-_HEX = set("0123456789abcdefABCDEF")
-
-
-def parse_uuid(text: str) -> str:
-    """Canonical form of ``text`` parsed as google/uuid's ``Parse`` does, or ConfError."""
-    n = len(text)
-    if n == 45:
-        if text[:9].lower() != "urn:uuid:":
-            raise ConfError(f'invalid urn prefix: "{text[:9]}"')
-        text = text[9:]
-    elif n == 38:
-        text = text[1:-1]
-    elif n == 32:
-        if not set(text) <= _HEX:
-            raise ConfError("invalid UUID format")
-        text = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-    elif n != 36:
-        raise ConfError(f"invalid UUID length: {n}")
-    if any(text[i] != "-" for i in (8, 13, 18, 23)) or \
-            not set(text.replace("-", "")) <= _HEX:
-        raise ConfError("invalid UUID format")
-    return str(uuidlib.UUID(text))
-
 
 def paginate(items: list[Any], request: web.Request) -> dict[str, Any]:
     """Upstream's pagination: ``itemsPerPage`` (default 100, >0) and ``page`` (from 0)."""
@@ -65,6 +41,14 @@ def paginate(items: list[Any], request: web.Request) -> dict[str, Any]:
     lo = min(page * per_page, count)
     hi = min((page + 1) * per_page, count)
     return {"itemCount": count, "pageCount": page_count, "items": items[lo:hi]}
+
+
+def _uuid(text: str) -> str:
+    """An id parsed as upstream parses it; a bad one answers 400 with Go's text."""
+    try:
+        return parse_uuid(text)
+    except ValueError as exc:
+        raise ConfError(str(exc)) from exc
 
 
 def _name(request: web.Request) -> str:
@@ -128,7 +112,7 @@ class _Handlers:
         return json_response(paginate(items, request))
 
     def _session(self, request: web.Request) -> Any:
-        sid = parse_uuid(request.match_info["id"])
+        sid = _uuid(request.match_info["id"])
         return self.core.rtsp.sessions.get(sid) if self.core.rtsp is not None else None
 
     async def rtsp_sessions_get(self, request: web.Request) -> web.Response:
@@ -150,7 +134,7 @@ class _Handlers:
         return json_response(paginate([c.api_item() for c in conns], request))
 
     async def rtsp_conns_get(self, request: web.Request) -> web.Response:
-        cid = parse_uuid(request.match_info["id"])
+        cid = _uuid(request.match_info["id"])
         conn = self.core.rtsp.conns.get(cid) if self.core.rtsp is not None else None
         if conn is None:
             return error_response(404, "connection not found")
@@ -172,7 +156,7 @@ class _Handlers:
         return json_response(paginate([], request))
 
     async def no_session(self, request: web.Request) -> web.Response:
-        parse_uuid(request.match_info["id"])
+        _uuid(request.match_info["id"])
         return error_response(404, "session not found")
 
     async def recordings_list(self, request: web.Request) -> web.Response:

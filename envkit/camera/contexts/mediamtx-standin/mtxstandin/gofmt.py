@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid as uuidlib
 from typing import Any
 
+_HEX = set("0123456789abcdefABCDEF")
 _NS = {"h": 3_600_000_000_000, "m": 60_000_000_000, "s": 1_000_000_000}
 
 
@@ -71,3 +73,24 @@ def dumps(data: Any) -> str:
     text = json.dumps(_go_numbers(data), separators=(",", ":"), ensure_ascii=False)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def parse_uuid(text: str) -> str:
+    """Canonical form of ``text`` parsed as google/uuid's ``Parse`` does, or ValueError."""
+    n = len(text)
+    if n == 45:
+        if text[:9].lower() != "urn:uuid:":
+            raise ValueError(f'invalid urn prefix: "{text[:9]}"')
+        text = text[9:]
+    elif n == 38:
+        text = text[1:-1]
+    elif n == 32:
+        if not set(text) <= _HEX:
+            raise ValueError("invalid UUID format")
+        text = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    elif n != 36:
+        raise ValueError(f"invalid UUID length: {n}")
+    if any(text[i] != "-" for i in (8, 13, 18, 23)) or \
+            not set(text.replace("-", "")) <= _HEX:
+        raise ValueError("invalid UUID format")
+    return str(uuidlib.UUID(text))

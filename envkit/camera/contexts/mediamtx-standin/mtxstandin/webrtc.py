@@ -46,8 +46,6 @@ class WebRTCServer:
         app = make_app(lambda: list(g.get("webrtcAllowOrigins") or []))
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = await serve(app, self.address)
-        udp = str(g.get("webrtcLocalUDPAddress") or "")
-        extra = f", {udp} (UDP/ICE)" if udp else ""
         log.info(f"[WebRTC] started with listener on {self.address} (TCP/HTTP)")
 
     async def close(self) -> None:
