@@ -281,6 +281,13 @@ def _located(exc: SpecError, stack: str, service: str, lines: _compose_yaml.Line
                      fix=exc.fix)
 
 
+class _Plain(yaml.SafeDumper):
+    """Writes repeated mappings out in full: no ``&id001`` anchors in a file people read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def labels_override(
     path: str | Path, *, stack: str, session: str = "compose", owner: str | None = None,
     created: str | None = None,
@@ -308,7 +315,7 @@ def labels_override(
     volumes = list((data or {}).get("volumes") or {})
     if volumes:
         out["volumes"] = {v: {"labels": stamped} for v in volumes}
-    return yaml.safe_dump(out, sort_keys=False)
+    return yaml.dump(out, Dumper=_Plain, sort_keys=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

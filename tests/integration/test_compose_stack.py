@@ -190,3 +190,37 @@ def test_the_default_stack_from_the_packaged_compose_file(
     media = stack.container("mediamtx").attrs
     assert media["Config"]["Healthcheck"]["Interval"] == 2_000_000_000
     assert sorted(stack.ports("mediamtx")) == ["8554/tcp", "8888/tcp", "8889/tcp", "9997/tcp"]
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="no docker-compose here")
+def test_docker_compose_users_stay_visible_and_down_works_in_a_new_shell(
+    tmp_path: Path, envkit_session: envkit.Envkit,
+) -> None:
+    """``python -m envkit.compose labels`` + docker-compose: ``envkit ps``/``down`` see it."""
+    tag = envkit_session.images.ensure(envkit.Build(name="testsvc", context=TESTSVC))
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(f"version: '2.4'\nservices:\n  web:\n    image: {tag}\n"
+                       "    ports: ['127.0.0.1::8080']\n    volumes: [data:/data]\n"
+                       "volumes:\n  data: {}\n")
+    stack = f"compose-it-{uuid.uuid4().hex[:8]}"
+    override = tmp_path / "envkit-labels.yml"
+    made = subprocess.run([sys.executable, "-m", "envkit.compose", "labels", str(compose),
+                           "--stack", stack], check=True, capture_output=True, text=True)
+    override.write_text(made.stdout)
+    project = ["docker-compose", "-p", stack.replace("-", ""), "-f", str(compose), "-f",
+               str(override)]
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    envkit_cli = Path(sys.executable).with_name("envkit")
+    try:
+        subprocess.run([*project, "up", "-d"], check=True, capture_output=True)
+        ps = subprocess.run([envkit_cli, "ps", "--json"], check=True, capture_output=True,
+                            text=True, env=clean)
+        found = [s for s in json.loads(ps.stdout) if s["stack"] == stack]
+        assert found and found[0]["detached"] is True, ps.stdout
+        # A new shell, no variable set: envkit down removes container, network and volume.
+        down = subprocess.run([envkit_cli, "down", stack], check=False, capture_output=True,
+                              text=True, env=clean)
+        assert down.returncode == 0, down.stderr
+        assert "(3 resources)" in down.stderr
+    finally:
+        subprocess.run([*project, "down", "-v"], check=False, capture_output=True)
