@@ -1,0 +1,73 @@
+"""A failing test through pytester: artifacts written, a kept stack that `envkit down` removes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from envkit import labels
+from envkit.inventory import list_resources, list_stacks
+from envkit.session import Envkit
+
+FAILING = """
+from envkit.demo import demo
+
+def test_fails(envkit_stack_factory):
+    stack = envkit_stack_factory(demo())
+    assert stack.exec("web", "exit 3").ok, "the service said no"
+
+def test_passes(envkit_stack_factory):
+    envkit_stack_factory(demo())
+"""
+
+
+def _envkit(*args: str) -> subprocess.CompletedProcess[str]:
+    command = Path(sys.executable).with_name("envkit")
+    return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+@pytest.mark.integration
+def test_failed_test_leaves_artifacts_and_a_kept_stack(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, envkit_session: Envkit,
+) -> None:
+    session = f"art-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("ENVKIT_SESSION", session)
+    pytester.makepyfile(FAILING)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:cacheprovider", "--envkit-no-sweep",
+        "--envkit-artifacts", "artifacts", "--envkit-keep-on-failure",
+        "--envkit-logs", "logs")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    result.assert_outcomes(passed=1, failed=1)
+    assert "resources behind" not in out  # the run's leak check spared the kept stack
+    assert "envkit kept stack" in out and "envkit down " in out and "docker logs " in out
+
+    folder = next((pytester.path / "artifacts").iterdir())
+    assert "test_fails" in folder.name
+    stack_dir = next(p for p in folder.iterdir() if p.is_dir())
+    doc = json.loads((stack_dir / "stack.json").read_text())
+    assert set(doc["services"]) == {"web", "client"}
+    assert "GET /health" in (stack_dir / "web.log").read_text()  # the whole log, probes too
+    assert json.loads((stack_dir / "web.inspect.json").read_text())["State"]["Running"]
+    assert "the service said no" in (folder / "failure.txt").read_text()
+    assert any(p.read_text() for p in (pytester.path / "logs").iterdir())
+
+    client = envkit_session.engine.client
+    kept = list_stacks(client, selector=labels.selector(session=session))
+    try:
+        assert [s.stack for s in kept] == [doc["stack"]] and kept[0].kept
+        assert kept[0].state == "running"
+        assert list_resources(client, session=session) == []  # the leak check spares it
+        ps = _envkit("ps", "--json")
+        assert any(s["stack"] == doc["stack"] and s["kept"] for s in json.loads(ps.stdout))
+    finally:
+        down = _envkit("down", doc["stack"])
+    assert down.returncode == 0, down.stderr
+    assert list_stacks(client, selector=labels.selector(session=session)) == []
