@@ -56,7 +56,7 @@ IMG_TYPING ?= $(VENV)/images-typing
 IMG_TYPING_PKGS := 'mypy>=1.10' 'aiohttp>=3.8,<3.10' 'websockets==10.4' 'PyJWT==2.6.0' \
 	'PyYAML>=6.0,<7' types-PyYAML
 # --config-file= : otherwise mypy finds pyproject.toml (python_version 3.10, envkit only).
-IMG_MYPY = $(abspath $(IMG_TYPING))/bin/mypy --strict --config-file= --python-version 3.11 \
+IMG_MYPY = $(abspath $(IMG_TYPING))/bin/mypy --strict --config-file= --python-version 3.11 --no-namespace-packages \
 	--cache-dir $(abspath $(IMG_TYPING))/mypy-cache
 
 $(IMG_TYPING)/.installed: Makefile
@@ -70,6 +70,7 @@ lint-images: $(IMG_TYPING)/.installed
 	cd envkit/camera/contexts/camera-service && $(IMG_MYPY) camservice
 	cd envkit/camera/contexts/mediamtx-standin && $(IMG_MYPY) mtxstandin
 	cd envkit/contexts/testsvc && $(IMG_MYPY) svc.py
+	cd envkit/contexts/tcpproxy && $(IMG_MYPY) proxy.py
 
 bench: install
 	$(PY) bench/bench_stack.py

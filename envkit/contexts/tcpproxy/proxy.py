@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import signal
 import socket
@@ -67,10 +68,8 @@ def reset(writer: asyncio.StreamWriter) -> None:
     """Close with an RST: SO_LINGER 0 makes close() abort the connection."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     writer.transport.abort()
 
 
@@ -88,7 +87,7 @@ async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
         await asyncio.wait_for(both, timeout=limit)
         client_w.close()
         up_w.close()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         print(f"reset a connection to {target[0]}:{target[1]} after {limit}s", flush=True)
         reset(client_w)
         reset(up_w)
