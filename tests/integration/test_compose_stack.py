@@ -23,6 +23,7 @@ import docker
 import pytest
 
 import envkit
+from envkit.camera.mediamtx import PACKAGES
 from envkit.camera.stack import COMPOSE_FILE
 from envkit.plugin import StackFactory
 
@@ -224,3 +225,63 @@ def test_docker_compose_users_stay_visible_and_down_works_in_a_new_shell(
         assert "(3 resources)" in down.stderr
     finally:
         subprocess.run([*project, "down", "-v"], check=False, capture_output=True)
+
+
+def _settings_of(containers: dict[str, dict[str, object]]) -> dict[str, object]:
+    """What must agree between routes: env (less the secret), init, options, ports."""
+    seen: dict[str, object] = {}
+    for service, attrs in sorted(containers.items()):
+        config, host = attrs["Config"], attrs["HostConfig"]
+        assert isinstance(config, dict) and isinstance(host, dict)
+        env = dict(e.split("=", 1) for e in config["Env"] or [])
+        env.pop("CAMERA_SERVICE_JWT_SECRET", None)
+        seen[service] = {
+            "env": {k: v for k, v in env.items() if k.startswith("CAMERA_SERVICE_")},
+            # Docker reads "no-new-privileges" and "no-new-privileges:true" alike.
+            "init": host["Init"],
+            "security": sorted(o.removesuffix(":true") for o in host["SecurityOpt"] or []),
+            "ports": sorted(host["PortBindings"] or {}),
+            "bound": sorted({b["HostIp"] for bs in (host["PortBindings"] or {}).values()
+                             for b in bs}),
+        }
+    return seen
+
+
+def _containers(client: docker.DockerClient, label: str) -> dict[str, dict[str, object]]:
+    found = client.containers.list(filters={"label": label})
+    return {c.labels.get("envkit.service") or c.labels["com.docker.compose.service"]: c.attrs
+            for c in found}
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="no docker-compose here")
+def test_python_cli_and_docker_compose_routes_start_the_same_default_stack(
+    envkit_stack_factory: StackFactory, envkit_session: envkit.Envkit, tmp_path: Path,
+) -> None:
+    """One definition: the kit (Python), ``envkit up`` and ``docker-compose -f`` agree."""
+    client = envkit_session.engine.client
+    stack = envkit_stack_factory("default")
+    python_route = _settings_of(_containers(client, f"envkit.stack={stack.id}"))
+    env = {**os.environ, "ENVKIT_SESSION": envkit_session.session}
+    envkit_cli = Path(sys.executable).with_name("envkit")
+    up = subprocess.run([envkit_cli, "up", "--stack", "default", "--json", "--detach"],
+                        env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    cli_id = json.loads(up.stdout)["stack"]
+    try:
+        cli_route = _settings_of(_containers(client, f"envkit.stack={cli_id}"))
+    finally:
+        subprocess.run([envkit_cli, "down", cli_id], env=env, check=True, capture_output=True)
+    project = ["docker-compose", "-p", f"envkitroutes{uuid.uuid4().hex[:8]}",
+               "-f", str(COMPOSE_FILE)]
+    compose_env = {**os.environ, "CAMERA_SERVICE_JWT_SECRET": "x",
+                   "ENVKIT_BASE_IMAGE": envkit_session.images.ensure_base(PACKAGES)}
+    try:
+        subprocess.run([*project, "up", "-d", "--build"], env=compose_env, check=True,
+                       capture_output=True)
+        compose_route = _settings_of(_containers(
+            client, f"com.docker.compose.project={project[2]}"))
+    finally:
+        subprocess.run([*project, "down", "-v", "--rmi", "local"], env=compose_env,
+                       check=False, capture_output=True)
+    assert python_route == cli_route == compose_route
+    assert set(python_route) == {"mediamtx", "camera-service"}
