@@ -1,0 +1,155 @@
+"""Camera leases: exclusive across processes, freed by the kernel when a holder dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from envkit.camera import devices, leases
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from envkit.camera import leases
+grant = leases.acquire(sys.argv[2].split(","), int(sys.argv[3]), Path(sys.argv[1]),
+                       policy="fail")
+print(",".join(grant.devices), flush=True)
+time.sleep(60)
+"""
+
+
+def _holder(directory: Path, devs: list[str], count: int = 1) -> tuple[subprocess.Popen[str], str]:
+    """A second process that leases *count* of *devs* and holds them; its devices."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(directory), ",".join(devs),
+                             str(count)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+@pytest.fixture
+def devs(tmp_path: Path) -> list[str]:
+    made = []
+    for n in (7, 8):
+        node = tmp_path / f"video{n}"
+        node.touch()  # a lock keys on the path; the node itself is never opened here
+        made.append(str(node))
+    return made
+
+
+def test_another_process_holds_a_device_exclusively(tmp_path: Path, devs: list[str]) -> None:
+    proc, held = _holder(tmp_path / "locks", devs)
+    try:
+        assert held == devs[0]
+        grant = leases.acquire(devs, 1, tmp_path / "locks", policy="fail")
+        assert grant.devices == (devs[1],)  # the other one, never the held one
+        with pytest.raises(leases.CameraLeaseError, match="0 free of 2"):
+            leases.acquire(devs, 1, tmp_path / "locks", policy="fail")
+        grant.release()
+        assert leases.acquire(devs, 1, tmp_path / "locks", policy="fail").devices == (devs[1],)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigkilled_holder_frees_its_lease_within_a_second(tmp_path: Path,
+                                                          devs: list[str]) -> None:
+    proc, held = _holder(tmp_path / "locks", devs[:1])
+    assert held == devs[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    grant = leases.acquire(devs[:1], 1, tmp_path / "locks", policy="wait", wait=1.0)
+    freed_after = time.monotonic() - killed
+    proc.wait()
+    assert grant.devices == (devs[0],) and freed_after < 1.0, freed_after
+
+
+def test_wait_policy_gets_the_device_when_its_holder_exits(tmp_path: Path,
+                                                            devs: list[str]) -> None:
+    proc, _ = _holder(tmp_path / "locks", devs[:1])
+    try:
+        with pytest.raises(leases.CameraLeaseError, match=r"still not free after 0\.3 s"):
+            leases.acquire(devs[:1], 1, tmp_path / "locks", policy="wait", wait=0.3)
+    finally:
+        proc.terminate()
+        proc.wait()
+    assert leases.acquire(devs[:1], 1, tmp_path / "locks", policy="wait", wait=2).devices
+
+
+def test_synthetic_policy_takes_the_free_ones_and_makes_up_the_rest(
+    tmp_path: Path, devs: list[str]
+) -> None:
+    proc, _ = _holder(tmp_path / "locks", devs)
+    try:
+        grant = leases.acquire(devs, 2, tmp_path / "locks", policy="synthetic")
+        assert grant.devices == (devs[1],) and grant.synthetic == 1
+        assert "1 free of 2" in grant.reason
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_skip_and_fail_policies_say_why(tmp_path: Path, devs: list[str]) -> None:
+    with pytest.raises(leases.CameraLeaseError) as skipped:
+        leases.acquire(devs, 3, tmp_path / "locks", policy="skip")
+    assert skipped.value.skip and "3 camera(s) asked for, 2 free of 2" in str(skipped.value)
+    with pytest.raises(leases.CameraLeaseError) as failed:
+        leases.acquire(devs, 3, tmp_path / "locks", policy="fail")
+    assert not failed.value.skip and "fix:" in str(failed.value)
+
+
+def test_wait_does_not_wait_for_devices_that_do_not_exist(tmp_path: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(leases.CameraLeaseError, match="0 free of 0"):
+        leases.acquire([], 1, tmp_path / "locks", policy="wait", wait=30)
+    assert time.monotonic() - start < 1
+
+
+def test_all_or_nothing_holds_nothing_between_attempts(tmp_path: Path,
+                                                       devs: list[str]) -> None:
+    proc, _ = _holder(tmp_path / "locks", devs[:1])
+    try:
+        with pytest.raises(leases.CameraLeaseError):
+            leases.acquire(devs, 2, tmp_path / "locks", policy="fail")
+        # The free device was let go again, so another process can still take it.
+        assert leases.acquire(devs[1:], 1, tmp_path / "locks", policy="fail").devices
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_unknown_policy_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(leases.CameraLeaseError, match="wait, synthetic, skip, fail"):
+        leases.acquire([], 1, tmp_path, policy="later")
+
+
+def test_lock_dir_is_keyed_by_session_and_files_by_path(tmp_path: Path) -> None:
+    one, two = leases.lock_dir(tmp_path, "s1"), leases.lock_dir(tmp_path, "s/2")
+    assert one != two and two.name == "s_2"
+    assert leases.lock_file(one, "/dev/video0").name == "%dev%video0.lock"
+
+
+def test_discovery_override_and_capture_filter(tmp_path: Path) -> None:
+    assert leases.discover({leases.DEVICES_ENV: "/a, /b,"}) == ("/a", "/b")
+    assert leases.discover({}, pattern=str(tmp_path / "video*")) == ()
+    (tmp_path / "video0").touch()  # opens, but is no V4L2 device
+    assert leases.discover({}, pattern=str(tmp_path / "video*")) == ()
+
+
+@pytest.mark.parametrize(("caps", "device_caps", "captures"), [
+    (0x1, 0, True),  # capture, no per-node caps
+    (0x80000001, 0x00800000, False),  # a UVC metadata node of a capture device
+    (0x80000001, 0x1, True),
+    (0x2, 0, False),  # output only
+])
+def test_is_capture_reads_the_nodes_own_caps(caps: int, device_caps: int,
+                                             captures: bool) -> None:
+    answer = struct.pack("16s32s32sIII3I", b"uvcvideo", b"Cam", b"usb", 1, caps, device_caps,
+                         0, 0, 0)
+    assert devices.is_capture("/dev/null", ioctl=lambda *_: answer) is captures
