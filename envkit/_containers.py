@@ -305,6 +305,7 @@ def _create_args(
         port_bindings={str(p): (engine.publish_ip, None) for p in spec.published},
         init=spec.init,
         devices=[str(d) for d in spec.device_mappings],
+        device_cgroup_rules=list(spec.device_cgroup_rules) or None,
         tmpfs={path: options for path, _, options in (t.partition(":") for t in spec.tmpfs)},
         security_opt=["no-new-privileges"],
         mounts=mounts,

@@ -20,6 +20,7 @@ from envkit.labels import reserved
 from envkit.readiness import Check
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CGROUP_RULE = re.compile(r"^[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}$")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
 _PERMS = re.compile(r"^[rwm]{1,3}$")
 _VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -303,6 +304,8 @@ class ServiceSpec:
         says otherwise).
     :param devices: ``host[:container[:perms]]`` device mappings.
     :param tmpfs: ``path[:options]`` tmpfs mounts.
+    :param device_cgroup_rules: device cgroup rules such as ``c 81:* rmw``: device nodes
+        the container may create (mknod) and open later, while it runs (hot-plug).
     :param volumes: ``name:/path[:ro]`` (a volume of the stack, made with it and removed
         with it; services naming the same volume share it) or ``/host/path:/path[:ro]``
         (a bind mount; the host path must be absolute), or :class:`Mount` objects.
@@ -330,6 +333,7 @@ class ServiceSpec:
     healthcheck: Healthcheck | None = None
     init: bool = True
     stop_signal: str | None = None
+    device_cgroup_rules: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self._check_name_and_image()
@@ -361,6 +365,11 @@ class ServiceSpec:
         deps = self.depends_on  # names by now: a mapping was split into names and conditions
         put(self, "depends_on", (deps,) if isinstance(deps, str) else tuple(deps))
         put(self, "tmpfs", _seq(self.tmpfs))
+        put(self, "device_cgroup_rules", _seq(self.device_cgroup_rules))
+        for rule in self.device_cgroup_rules:
+            if not _CGROUP_RULE.match(rule):
+                raise self._fail("device_cgroup_rules", rule, "not a device cgroup rule",
+                                 "write TYPE MAJOR:MINOR ACCESS, e.g. 'c 81:* rmw'")
         self._check_labels_and_timeouts()
         self._check_probed_ports()
 
