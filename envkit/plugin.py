@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 HOLDER_KEY = pytest.StashKey["_Holder"]()
 OPTIONS_KEY = pytest.StashKey[dict[str, str]]()
 USED_OUTPUT = "envkit_used"
+REMOVALS_OUTPUT = "envkit_removal_failures"
+#: How long the end of a session waits for background removals (a stuck engine call
+#: must not hang the run; what is left then is the leak check's and the watchdog's).
+REMOVAL_WAIT = 300.0
 StackFactory = Callable[..., "Stack"]
 
 
@@ -67,6 +71,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--envkit-logs", metavar="DIR", default=None,
         help="stream every service's log live into DIR/<stack>.log while tests run",
+    )
+    group.addoption(
+        "--envkit-sync-teardown", action="store_true", default=False,
+        help="remove each test's stacks in its teardown, not in the background while the "
+        "next test starts (the run still waits for background removals at its end)",
     )
     group.addoption(
         "--envkit-no-sweep", action="store_true", default=False,
@@ -109,6 +118,8 @@ class _Holder:
         self.workers_used = False
         #: ``--envkit-logs`` followers of the stacks fixtures started, by stack id.
         self.streams: dict[str, Any] = {}
+        #: On the controller: background removals the workers reported as failed.
+        self.removal_failures: list[str] = []
 
     @property
     def made(self) -> Envkit | None:
@@ -277,12 +288,23 @@ def _up(stack: Stack, config: pytest.Config) -> Stack:
 
 
 def _down(stack: Stack, config: pytest.Config) -> None:
-    """Take *stack* down unless a failed test kept it; stop following its logs."""
-    streams = config.stash[HOLDER_KEY].streams.pop(stack.id, None)
+    """Take *stack* down unless a failed test kept it; stop following its logs.
+
+    The removal is handed to the worker's background remover and this returns at once,
+    so the next test starts while the engine removes (``--envkit-sync-teardown``: here
+    and now). The session waits for the remover before its leak check.
+    """
+    holder = config.stash[HOLDER_KEY]
+    streams = holder.streams.pop(stack.id, None)
+    stop = streams.stop if streams is not None else None
+    if not stack.kept and holder.made is not None and not config.getoption(
+            "envkit_sync_teardown"):
+        holder.made.remove_later(stack, then=stop)
+        return
     if not stack.kept:
         stack.down()
-    if streams is not None:
-        streams.stop()
+    if stop is not None:
+        stop()
 
 
 @pytest.fixture(scope="session")
@@ -421,24 +443,43 @@ def _how_to_reach(stack: Stack) -> str:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """On the controller: note that a worker used the engine (xdist's ``workeroutput``)."""
-    if getattr(node, "workeroutput", {}).get(USED_OUTPUT):
-        node.config.stash[HOLDER_KEY].workers_used = True
+    output = getattr(node, "workeroutput", {})
+    holder = node.config.stash[HOLDER_KEY]
+    if output.get(USED_OUTPUT):
+        holder.workers_used = True
+    holder.removal_failures += output.get(REMOVALS_OUTPUT, [])
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After every worker tore down, fail the run if this session left anything behind."""
+    """After every worker tore down, fail the run if this session left anything behind.
+
+    Each process first waits for its background removals (a worker's sessionfinish ends
+    before the controller's begins), and a failed one is reported with the leak check.
+    """
     config = session.config
     holder = config.stash[HOLDER_KEY]
     used = holder.made is not None and holder.made.connected
+    failures = _finish_removals(holder)
     if _is_worker(config):
         config.workeroutput[USED_OUTPUT] = used  # type: ignore[attr-defined]
+        config.workeroutput[REMOVALS_OUTPUT] = failures  # type: ignore[attr-defined]
         return
+    for failure in [*holder.removal_failures, *failures]:
+        _fail_run(session, f"envkit: background removal failed: {failure}")
     if config.getoption("envkit_no_leak_check"):
         return
     if not (used or holder.workers_used):
         return  # no process of this run reached the engine: nothing can have leaked
     _leak_check(session, holder.kit())
+
+
+def _finish_removals(holder: _Holder) -> list[str]:
+    """Wait for this process's background removals; each failure as one line."""
+    kit = holder.made
+    if kit is None:
+        return []
+    return [f"stack {f.key}: {f.message}" for f in kit.finish_removals(REMOVAL_WAIT)]
 
 
 def _leak_check(session: pytest.Session, kit: Envkit) -> None:

@@ -22,6 +22,7 @@ from envkit.kits import Registry
 
 if TYPE_CHECKING:
     from envkit._engine import Engine
+    from envkit._remover import RemovalFailure, Remover
     from envkit.images import ImageBuilder
     from envkit.runtime import Stack
     from envkit.spec import StackSpec
@@ -72,6 +73,7 @@ class Envkit:
         self._counter = itertools.count(1)
         #: Every stack this object made, in order (the plugin's diagnostics read it).
         self.made: list[Stack] = []
+        self._remover: Remover | None = None
 
     @classmethod
     def from_env(
@@ -190,12 +192,49 @@ class Envkit:
         self._sweep_once()
         if name is None:
             name = f"{spec.name}-{next(self._counter)}"
+        elif self._remover is not None:
+            # A named stack may reuse the id of one still going down in the background.
+            self._remover.wait_for(self.stack_id(name))
         made = Stack(spec, engine=self.engine, images=self.images, session=self.session,
                      worker=self.worker, name=sanitize_ident(name, limit=NAME_MAX),
                      ready_timeout=self.settings.ready_timeout, detached=detached)
         with self._lock:
             self.made.append(made)
         return made
+
+    def remove_later(self, stack: Stack, *, then: Callable[[], object] | None = None) -> None:
+        """Take *stack* down in the background and return at once.
+
+        One thread per process removes handed-over stacks in order, while the caller goes
+        on (the next test starts its stack); :meth:`finish_removals` waits for them. If the
+        process dies first, its watchdog removes what is left, by label.
+
+        :param then: called after the removal, also when it failed (stop log followers).
+        """
+        from envkit._remover import Remover
+
+        def remove() -> None:
+            try:
+                stack.down()
+            finally:
+                if then is not None:
+                    then()
+
+        with self._lock:
+            if self._remover is None:
+                self._remover = Remover(name=f"envkit-remover-{self.worker}")
+            remover = self._remover
+        remover.submit(stack.id, remove)
+
+    def finish_removals(self, timeout: float | None = None) -> list[RemovalFailure]:
+        """Wait for every stack handed to :meth:`remove_later`; the failures, if any.
+
+        :param timeout: seconds to wait at most; a removal still running then is returned
+            as a failure (the leak check and the watchdog see to its stack).
+        """
+        with self._lock:
+            remover = self._remover
+        return [] if remover is None else remover.wait(timeout)
 
     def _sweep_once(self) -> None:
         """Remove dead owners' stacks before the run's first stack, in one process.

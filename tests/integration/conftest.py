@@ -41,5 +41,8 @@ def _no_leaks_after_module(envkit_session: Envkit) -> Iterator[None]:
     """After each module, this worker's function-scoped stacks must all be gone."""
     before = _leftovers(envkit_session)
     yield
+    # The module's last stacks may still be going down in the background.
+    failed = envkit_session.finish_removals()
+    assert not failed, f"background removals failed: {failed}"
     after = _leftovers(envkit_session) - before
     assert not after, f"resources leaked by this module: {sorted(after)}"
