@@ -124,6 +124,7 @@ def load_compose(
     if not isinstance(data, Mapping) or not isinstance(data.get("services"), Mapping):
         raise SpecError(stack=stack, service=None, field="services", value=None,
                         problem=f"{path} has no services", fix="add services: {name: {...}}")
+    _check_shapes(data, lines, stack, path)
     _refuse_unsupported(data, lines, stack, path)
     data = _without_overridden(data, overrides or {}, stack)
     dotenv = path.parent / ".env"
@@ -146,10 +147,56 @@ def load_compose(
     return StackSpec(name=stack, services=specs)
 
 
+#: The YAML shapes compose allows for each key of the subset (before interpolation).
+_SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "build": ((str, Mapping), "a context path or a mapping {context, dockerfile, args, ...}"),
+    "healthcheck": ((Mapping,), "a mapping {test, interval, timeout, retries, ...}"),
+    "x-envkit": ((Mapping,), "a mapping {ready, ready_timeout, build}"),
+    "environment": ((Mapping, list), "a mapping or a list of NAME=value"),
+    "labels": ((Mapping, list), "a mapping or a list of key=value"),
+    "depends_on": ((Mapping, list), "a list of service names or a mapping name: {condition}"),
+    "ports": ((list,), "a list, e.g. ['8080', '127.0.0.1:8554:8554']"),
+    "expose": ((list,), "a list of ports"),
+    "devices": ((list,), "a list of host[:container[:perms]]"),
+    "volumes": ((list,), "a list, e.g. ['data:/var/lib/data', './in:/in:ro']"),
+    "profiles": ((list,), "a list of profile names"),
+    "tmpfs": ((str, list), "a path or a list of paths"),
+    "env_file": ((str, list), "a path or a list of paths"),
+    "command": ((str, list), "a string or a list of arguments"),
+    "entrypoint": ((str, list), "a string or a list of arguments"),
+}
+
+
+def _check_shapes(data: Mapping[str, Any], lines: _compose_yaml.Lines, stack: str,
+                  path: Path) -> None:
+    """Refuse a value of the wrong YAML shape with its line, before anything reads it."""
+    def fail(service: str | None, key: str, value: object, want: str, *where: str) -> SpecError:
+        line = _compose_yaml.line_of(lines, *where)
+        return SpecError(stack=stack, service=service, field=key, value=value,
+                         problem=f"must be {want} ({path.name} line {line})",
+                         fix=f"write {key} as {want}, as the compose specification has it")
+
+    top = data.get("x-envkit")
+    if top is not None and not isinstance(top, Mapping):
+        raise fail(None, "x-envkit", top, "a mapping {name}", "x-envkit")
+    for name, raw in data["services"].items():
+        if raw is None:
+            continue
+        if not isinstance(raw, Mapping):
+            raise fail(str(name), "(service)", raw, "a mapping of settings",
+                       "services", str(name))
+        for key, (types, want) in _SHAPES.items():
+            value = raw.get(key)
+            if value is not None and not isinstance(value, types):
+                raise fail(str(name), key, value, want, "services", str(name), key)
+
+
 def _stack_name(data: Any, path: Path) -> str:
     """``x-envkit.name``, else ``name``, else the directory's name, as compose names projects."""
     top = data if isinstance(data, Mapping) else {}
-    raw = (top.get("x-envkit") or {}).get("name") or top.get("name") or path.parent.name
+    found = top.get("x-envkit")
+    ours: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    raw = ours.get("name") or top.get("name") or path.parent.name
     return re.sub(r"[^a-z0-9_-]+", "-", str(raw).lower()).strip("-_")[:63] or "compose"
 
 

@@ -434,3 +434,24 @@ def test_envkit_base_image_is_not_read_from_the_shell(tmp_path: Path) -> None:
     image = spec.service("b").image
     assert isinstance(image, Build) and dict(image.args) == {}
     assert os.environ.get("ENVKIT_BASE_IMAGE") is None or True  # the process env is not read
+
+
+@pytest.mark.parametrize(("body", "field", "line"), [
+    ("services: {web: nginx}\n", "(service)", 1),
+    ("services:\n  web:\n    image: x\n    healthcheck: curl\n", "healthcheck", 4),
+    ("services:\n  web:\n    image: x\n    x-envkit: [1]\n", "x-envkit", 4),
+    ("x-envkit: foo\nservices: {web: {image: x}}\n", "x-envkit", 1),
+    ("services:\n  web:\n    image: x\n    ports: 8080\n", "ports", 4),
+    ("services:\n  web:\n    image: x\n    command: 5\n", "command", 4),
+    ("services:\n  web:\n    image: x\n    depends_on: db\n  db: {image: y}\n", "depends_on", 4),
+])
+def test_values_of_the_wrong_shape_are_named_with_their_line(
+    tmp_path: Path, body: str, field: str, line: int
+) -> None:
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(body)
+    with pytest.raises(SpecError) as err:
+        load_compose(path, environ={})
+    assert err.value.field == field
+    assert f"(docker-compose.yml line {line})" in str(err.value)
+    assert "fix: write" in str(err.value)
