@@ -21,10 +21,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envkit.errors import EnvkitError
 
+if TYPE_CHECKING:
+    from envkit.kits import KitContext
+
 POLICIES = ("wait", "synthetic", "skip", "fail")
+#: Kit options (``Settings.options``) the camera plugin sets from its pytest options.
+COUNT, POLICY, WAIT = "cameras", "camera_policy", "camera_wait"
 #: Comma-separated device paths to lease instead of the host's QUERYCAP-capable nodes.
 DEVICES_ENV = "ENVKIT_CAMERA_DEVICES"
 DEFAULT_WAIT = 60.0
@@ -182,3 +188,52 @@ def release_all(grants: Iterable[Grant]) -> None:
     """Release every lease of *grants* (teardown of a fixture)."""
     for grant in grants:
         grant.release()
+
+
+def session_dir(ctx: KitContext) -> Path:
+    """The lock directory of *ctx*'s session (every worker of a run shares it)."""
+    session = getattr(ctx, "session", None) or ctx.settings.session or f"pid{os.getpid()}"
+    return lock_dir(ctx.settings.cache_dir, str(session))
+
+
+def request(ctx: KitContext, count: int, *, real: bool = True) -> Grant:
+    """Lease *count* cameras for *ctx*'s run under the configured policy and deadline.
+
+    ``real=False`` asks for synthetic cameras alone (nothing is leased). Under the
+    ``skip`` policy a shortage skips the calling test (pytest is running then).
+
+    :raises CameraLeaseError: under ``fail``, or ``wait`` past its deadline.
+    """
+    if not real:
+        return Grant(leases=(), synthetic=count, reason="synthetic cameras asked for")
+    options = ctx.settings.options
+    try:
+        return acquire(discover(ctx.environ), count, session_dir(ctx),
+                       policy=options.get(POLICY, "wait"),
+                       wait=float(options.get(WAIT, DEFAULT_WAIT)))
+    except CameraLeaseError as exc:
+        if not exc.skip:
+            raise
+        import pytest
+
+        pytest.skip(f"envkit: {exc.message}")
+
+
+def worker_grant(ctx: KitContext) -> Grant | None:
+    """The worker's cameras for its default stacks, leased once per process.
+
+    ``None`` when no camera count was configured (outside pytest): the caller maps every
+    host camera then, as ``envkit up`` on a developer's machine should.
+    """
+    count = ctx.settings.options.get(COUNT)
+    if count is None:
+        return None
+    return ctx.memo("camera.worker-grant", lambda: request(ctx, int(count)))
+
+
+def container_mapping(device: str) -> str:
+    """``host:/dev/videoN`` for a leased node named ``videoN`` anywhere (test stand-ins)."""
+    name = os.path.basename(device)
+    if re.fullmatch(r"video\d+", name) and not device.startswith("/dev/"):
+        return f"{device}:/dev/{name}"
+    return device

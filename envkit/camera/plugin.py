@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from envkit.camera.leases import COUNT, DEFAULT_WAIT, POLICIES, POLICY, WAIT
 from envkit.camera.settings import SETTING, SETTING_ENV
 from envkit.plugin import kit_options
 
 if TYPE_CHECKING:
+    from envkit.camera.leases import Grant
     from envkit.camera.rpc import RpcClient
     from envkit.runtime import Stack
+    from envkit.session import Envkit
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,12 +30,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"MediaMTX image of the camera kit's stacks and blocks (default: ${SETTING_ENV}, "
         "else the upstream image if it can be had, else the stand-in built locally)",
     )
+    group.addoption(
+        "--envkit-cameras", metavar="N", type=int, default=0,
+        help="host cameras each worker's default stack leases (exclusive per worker; "
+        "default 0: synthetic cameras only)",
+    )
+    group.addoption(
+        "--envkit-camera-policy", choices=POLICIES, default="wait",
+        help="when no camera is free: wait (up to --envkit-camera-wait), synthetic "
+        "(stand in for the missing ones), skip the test, or fail it (default: wait)",
+    )
+    group.addoption(
+        "--envkit-camera-wait", metavar="SECONDS", type=float, default=DEFAULT_WAIT,
+        help=f"deadline of the wait policy (default: {DEFAULT_WAIT:g})",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "envkit_cameras(n, real=True): lease n host cameras for the test "
+        "(the envkit_cameras fixture); real=False asks for synthetic ones")
     chosen = config.getoption("envkit_mediamtx")
     if chosen:
         kit_options(config)[SETTING] = chosen
+    options = kit_options(config)
+    options[COUNT] = str(config.getoption("envkit_cameras") or 0)
+    options[POLICY] = config.getoption("envkit_camera_policy") or "wait"
+    options[WAIT] = str(config.getoption("envkit_camera_wait") or DEFAULT_WAIT)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -43,7 +67,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     how = (f"{chosen} (by setting)" if chosen else
            "auto (upstream where the engine has it, else the stand-in), decided at the "
            "first stack that runs it")
-    return [f"envkit camera kit: MediaMTX: {how}"]
+    from envkit.camera.leases import discover
+
+    # QUERYCAP on local nodes only: cheap, and no engine call.
+    found = discover(os.environ)
+    options = kit_options(config)
+    cams = (f"{len(found)} to lease ({', '.join(found)})" if found else
+            "none found (synthetic only)")
+    return [f"envkit camera kit: MediaMTX: {how}",
+            f"envkit camera kit: cameras: {cams}; {options.get(COUNT, '0')} per worker's "
+            f"default stack, policy {options.get(POLICY, 'wait')}"]
 
 
 @pytest.fixture
@@ -57,3 +90,31 @@ def envkit_rpc(envkit_stack: Stack) -> Iterator[RpcClient]:
 
     with connect_rpc(ws_url(envkit_stack), token(envkit_stack, "admin")) as client:
         yield client
+
+
+@pytest.fixture
+def envkit_cameras(request: pytest.FixtureRequest, envkit_session: Envkit) -> Iterator[Grant]:
+    """Cameras leased to this test alone, released after it (``@pytest.mark.envkit_cameras``).
+
+    The marker's ``n`` (default 1) and ``real`` (default True) say what to lease; the
+    grant's ``devices`` are host nodes to map (``devices=grant.devices``) or to plug
+    (:func:`envkit.camera.hotplug.plug_camera`), and ``synthetic`` counts the cameras the
+    ``synthetic`` policy made up for missing ones.
+    """
+    from envkit.camera.leases import request as lease
+
+    marker = request.node.get_closest_marker("envkit_cameras")
+    count = int(marker.args[0]) if marker and marker.args else 1
+    real = bool(marker.kwargs.get("real", True)) if marker else True
+    grant = lease(envkit_session, count, real=real)
+    try:
+        yield grant
+    finally:
+        grant.release()
+
+
+@pytest.fixture(autouse=True)
+def _envkit_camera_marker(request: pytest.FixtureRequest) -> None:
+    """A test marked ``envkit_cameras`` holds its lease even if it asks for no fixture."""
+    if request.node.get_closest_marker("envkit_cameras") is not None:
+        request.getfixturevalue("envkit_cameras")

@@ -9,7 +9,7 @@ with the run's MediaMTX choice, a fresh secret and the host's cameras as overrid
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,21 +96,42 @@ def block(ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
 
 def default_stack(
     mediamtx_image: Build = mediamtx.STANDIN, *, devices: tuple[str, ...] | None = None,
-    synthetic: str | None = None,
+    synthetic: str | None = None, hotplug: bool | Sequence[str] = False,
 ) -> StackSpec:
-    """The packaged compose file with this MediaMTX, a fresh JWT secret and the cameras."""
+    """The packaged compose file with this MediaMTX, a fresh JWT secret and the cameras.
+
+    :param devices: host nodes to map; ``None`` maps every ``/dev/video*`` (outside
+        pytest; the plugin passes the worker's leased devices instead).
+    :param hotplug: let :func:`~envkit.camera.hotplug.plug_camera` add real V4L2
+        devices while the stack runs (``True``: the rule ``c 81:* rmw``), or the device
+        cgroup rules to give the camera service.
+    """
+    from envkit.camera.hotplug import V4L2_RULE
+
     cams = host_cameras() if devices is None else devices
+    rules = ([V4L2_RULE] if hotplug is True else [] if hotplug is False else list(hotplug))
     return _packaged({
         "mediamtx": {"image": mediamtx_image},
-        SERVICE: {"devices": list(cams), "environment": {
+        SERVICE: {"devices": list(cams), "device_cgroup_rules": rules, "environment": {
             JWT_SECRET_ENV: new_secret(),
             "CAMERA_SERVICE_CAMERAS_SYNTHETIC": _synthetic(cams, synthetic)}},
     })
 
 
 def default_for(ctx: KitContext) -> StackSpec:
-    """The ``default`` stack with the run's MediaMTX choice (the kit's stack factory)."""
-    return default_stack(mediamtx.chosen(ctx).image)
+    """The ``default`` stack with the run's MediaMTX choice and the worker's leased cameras.
+
+    Under pytest the worker leases ``--envkit-cameras`` devices once (see
+    :mod:`envkit.camera.leases`) and its default stack maps those alone.
+    """
+    from envkit.camera.leases import container_mapping, worker_grant
+
+    grant = worker_grant(ctx)
+    if grant is None:
+        return default_stack(mediamtx.chosen(ctx).image)
+    synthetic = str(grant.synthetic) if grant.synthetic else "0" if grant.devices else None
+    return default_stack(mediamtx.chosen(ctx).image, synthetic=synthetic,
+                         devices=tuple(container_mapping(d) for d in grant.devices))
 
 
 def token(stack: Stack, role: str = "viewer", *, ttl: float = 3600.0) -> str:
