@@ -53,6 +53,7 @@ from envkit import _compose_yaml, _stackschema, labels
 from envkit._compose_service import BASE_SENTINEL, Converter
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import SpecError
+from envkit.readiness import Healthy
 from envkit.spec import ServiceSpec, StackSpec
 
 __all__ = ["is_compose_file", "labels_override", "load_compose"]
@@ -144,7 +145,20 @@ def load_compose(
             specs.append(_override(spec, (overrides or {}).get(name, {})))
         except SpecError as exc:
             raise _located(exc, stack, name, lines, path) from None
-    return StackSpec(name=stack, services=specs)
+    return StackSpec(name=stack, services=_awaitable(specs))
+
+
+def _awaitable(specs: list[ServiceSpec]) -> list[ServiceSpec]:
+    """Give a ``service_healthy`` dependency without checks Docker's health as its check.
+
+    Compose waits for the dependency's healthcheck, the image's own HEALTHCHECK included;
+    with no check at all envkit's readiness would pass at once and the dependent would
+    start early. ``Healthy`` waits for Docker's health, and says so when there is none.
+    """
+    awaited = {dep for spec in specs for dep, cond in spec.conditions.items()
+               if cond == "healthy"}
+    return [replace(spec, ready=[Healthy()]) if spec.name in awaited and not spec.ready
+            else spec for spec in specs]
 
 
 #: The YAML shapes compose allows for each key of the subset (before interpolation).

@@ -455,3 +455,15 @@ def test_values_of_the_wrong_shape_are_named_with_their_line(
     assert err.value.field == field
     assert f"(docker-compose.yml line {line})" in str(err.value)
     assert "fix: write" in str(err.value)
+
+
+def test_a_service_healthy_dependency_without_checks_waits_for_dockers_health(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "docker-compose.yml"
+    path.write_text("services:\n  db: {image: 'db:1'}\n  api:\n    image: 'api:1'\n"
+                    "    depends_on: {db: {condition: service_healthy}}\n"
+                    "  web:\n    image: 'web:1'\n    depends_on: [api]\n")
+    spec = load_compose(path, environ={})
+    assert list(spec.service("db").ready) == [Healthy()]
+    assert list(spec.service("api").ready) == []  # service_started only: nothing to wait for
