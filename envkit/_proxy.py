@@ -22,14 +22,17 @@ peers' open connections break once, as in a network hiccup.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from docker.errors import DockerException
+
 from envkit import _engine
 from envkit._containers import ServiceHandle, create_service
-from envkit.errors import StackStateError
+from envkit.errors import EnvkitError, StackStateError
 from envkit.readiness import LogLine, wait_ready
 from envkit.spec import Build, ServiceSpec
 
@@ -136,21 +139,44 @@ def degrade(stack: Stack, service: str, port: int | str, *, impairment: Impairme
         aliases=[spec.name, *spec.aliases] if takeover else [],
     )
     tag = stack._images.resolve(PROXY)
-    if takeover:
-        _move_behind(stack, service)
-    proxy = create_service(engine=stack.engine, spec=proxy_spec, image=tag,
-                           network=stack.network, labels=stack.ownership.service_labels(name),
-                           container_name=f"{stack.network}-{name}")
-    if takeover:
-        _engine.call(f"connect {name}", lambda: stack.engine.client.networks.get(
-            _behind(stack, service)).connect(proxy.container))
-    with stack._lock:
-        stack._handles[name] = proxy
-    made = Degradation(stack=stack, service=service, port=key, proxy=proxy, takeover=takeover,
-                       impairment=impairment)
-    stack._degraded[service] = made
-    wait_ready(proxy, [READY], timeout=30.0)
+    try:
+        if takeover:
+            _move_behind(stack, service)
+        proxy = create_service(engine=stack.engine, spec=proxy_spec, image=tag,
+                               network=stack.network,
+                               labels=stack.ownership.service_labels(name),
+                               container_name=f"{stack.network}-{name}")
+        if takeover:
+            _engine.call(f"connect {name}", lambda: stack.engine.client.networks.get(
+                _behind(stack, service)).connect(proxy.container))
+        with stack._lock:
+            stack._handles[name] = proxy
+        made = Degradation(stack=stack, service=service, port=key, proxy=proxy,
+                           takeover=takeover, impairment=impairment)
+        stack._degraded[service] = made
+        wait_ready(proxy, [READY], timeout=30.0)
+    except BaseException:
+        _roll_back(stack, service, name, takeover=takeover)
+        raise
     return made
+
+
+def _roll_back(stack: Stack, service: str, proxy: str, *, takeover: bool) -> None:
+    """Undo a half-made degradation, so a failed ``degrade()`` leaves the stack as it was.
+
+    Best effort: the failure being raised says why; these steps only must not hide it.
+    """
+    stack._degraded.pop(service, None)
+    with stack._lock:
+        stack._handles.pop(proxy, None)
+    client = stack.engine.client
+    with contextlib.suppress(EnvkitError, DockerException):
+        client.containers.get(f"{stack.network}-{proxy}").remove(force=True)
+    if takeover:
+        with contextlib.suppress(EnvkitError, DockerException):
+            main = client.networks.get(stack.network)
+            if stack._handle(service).container.id not in {c.id for c in main.containers}:
+                _move_back(stack, service)
 
 
 def _behind(stack: Stack, service: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from envkit import Http, ReadinessTimeoutError, ServiceSpec, StackSpec, StackStateError
+from envkit import Http, ReadinessTimeoutError, ServiceSpec, StackSpec, StackStateError, _proxy
 from envkit.demo import TESTSVC, demo
 
 
@@ -200,3 +200,27 @@ def test_degrade_twice_is_refused(envkit_stack_factory) -> None:
     with (stack.degrade("web", 8080, latency=0.01, takeover=False),
           pytest.raises(StackStateError, match="already degraded")):
         stack.degrade("web", 8080, latency=0.01)
+
+
+def test_a_degrade_that_fails_leaves_the_stack_as_it_was(
+    envkit_stack_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = envkit_stack_factory(demo())
+
+    def never_ready(*args: object, **kwargs: object) -> None:
+        raise ReadinessTimeoutError(service="web-proxy", check="log", timeout=0.0,
+                                    last_error="made to fail", state="running", exit_code=None,
+                                    oom_killed=False, log_tail=[])
+
+    monkeypatch.setattr(_proxy, "wait_ready", never_ready)
+    with pytest.raises(ReadinessTimeoutError):
+        stack.degrade("web", 8080, latency=0.1)
+    monkeypatch.undo()
+    # Its endpoint is web's own again (moved back, so possibly a new host port).
+    assert _get(stack.url("web", 8080))["service"] == "web"
+    assert not stack.engine.client.containers.list(
+        all=True, filters={"name": f"{stack.network}-web-proxy"})
+    # The dependent reaches web by its name again, and web can be degraded anew.
+    assert _get(stack.url("client", 8080))["upstream"]["service"] == "web"
+    with stack.degrade("web", 8080, latency=0.1):
+        assert _get(stack.url("client", 8080))["upstream"]["service"] == "web"
