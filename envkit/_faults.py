@@ -246,8 +246,16 @@ class Faults:
         stack, and ``envkit down`` removes the marker with the rest (same stack label).
         """
         marker = {**self.ownership.stack_labels(), labels.KEPT: "true"}
-        _engine.call(f"mark stack {self.id} as kept", lambda: self.engine.client.volumes.create(
-            name=f"{self.network}-kept", driver="local", labels=marker))
+        # "--" cannot end a spec volume's name (<network>-<name>, the name starting with a
+        # letter or digit), so the marker never meets a volume of the stack's own.
+        made = _engine.call(f"mark stack {self.id} as kept", lambda: self.engine.client.volumes
+                            .create(name=f"{self.network}--kept", driver="local",
+                                    labels=marker))
+        if (made.attrs.get("Labels") or {}).get(labels.KEPT) != "true":
+            # Docker answers an existing name with that volume, labels and all, unchanged.
+            raise StackStateError(f"stack {self.id} could not be marked as kept: volume "
+                                  f"{made.name} exists without the mark",
+                                  fix=f"remove it (`docker volume rm {made.name}`) and retry")
         self.kept = True
 
     def _self(self) -> Stack:

@@ -372,11 +372,19 @@ def labels_override(
         out["version"] = str(data["version"])
     names = list((data or {}).get("services") or {})
     out["services"] = {n: {"labels": own.service_labels(n)} for n in names}
-    out["networks"] = {"default": {"labels": stamped}}
-    volumes = list((data or {}).get("volumes") or {})
+    out["networks"] = {n: {"labels": stamped} for n in ["default", *_own((data or {}),
+                                                                        "networks")]}
+    volumes = _own(data or {}, "volumes")
     if volumes:
         out["volumes"] = {v: {"labels": stamped} for v in volumes}
     return yaml.dump(out, Dumper=_Plain, sort_keys=False)
+
+
+def _own(data: Mapping[str, Any], kind: str) -> list[str]:
+    """The file's own networks or volumes: those compose creates (not ``external``)."""
+    declared = data.get(kind) or {}
+    return [str(name) for name, conf in declared.items()
+            if str(name) != "default" and not (isinstance(conf, Mapping) and conf.get("external"))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

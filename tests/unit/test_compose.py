@@ -467,3 +467,14 @@ def test_a_service_healthy_dependency_without_checks_waits_for_dockers_health(
     spec = load_compose(path, environ={})
     assert list(spec.service("db").ready) == [Healthy()]
     assert list(spec.service("api").ready) == []  # service_started only: nothing to wait for
+
+
+def test_the_labels_override_covers_the_files_own_networks_and_volumes(tmp_path: Path) -> None:
+    path = tmp_path / "docker-compose.yml"
+    path.write_text("services:\n  web: {image: x, networks: [backend]}\n"
+                    "networks:\n  backend: {}\n  outside: {external: true}\n"
+                    "volumes:\n  data: {}\n  shared: {external: true}\n")
+    out = yaml.safe_load(labels_override(path, stack="s"))
+    assert set(out["networks"]) == {"default", "backend"}  # compose creates these
+    assert set(out["volumes"]) == {"data"}                 # external ones are not ours
+    assert out["networks"]["backend"]["labels"]["envkit.stack"] == "s"
