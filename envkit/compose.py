@@ -308,9 +308,24 @@ def _selected(services: Mapping[str, Any], wanted: Sequence[str] | None, active:
         if name in chosen or name not in services:
             continue
         chosen.add(name)
-        deps = (services[name] or {}).get("depends_on") or []
-        todo.extend(str(d) for d in deps)
+        deps = [str(d) for d in (services[name] or {}).get("depends_on") or []]
+        if wanted is None:
+            _refuse_inactive(services, name, deps, active, stack)
+        todo.extend(deps)
     return [n for n in services if n in chosen]
+
+
+def _refuse_inactive(services: Mapping[str, Any], name: str, deps: Sequence[str],
+                     active: set[str], stack: str) -> None:
+    """Compose's rule: a running service may not depend on one whose profiles are off."""
+    for dep in deps:
+        profiles = set((services.get(dep) or {}).get("profiles") or [])
+        if profiles and not active & profiles:
+            raise SpecError(
+                stack=stack, service=name, field="depends_on", value=dep,
+                problem=f"depends on {dep!r}, whose profiles ({', '.join(sorted(profiles))}) "
+                "are not active", fix="activate one (COMPOSE_PROFILES, profiles=...), or name "
+                f"the services to run (services=[{name!r}, ...]) as compose's command line does")
 
 
 def _override(spec: ServiceSpec, fields: Mapping[str, Any]) -> ServiceSpec:

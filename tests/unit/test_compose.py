@@ -478,3 +478,16 @@ def test_the_labels_override_covers_the_files_own_networks_and_volumes(tmp_path:
     assert set(out["networks"]) == {"default", "backend"}  # compose creates these
     assert set(out["volumes"]) == {"data"}                 # external ones are not ours
     assert out["networks"]["backend"]["labels"]["envkit.stack"] == "s"
+
+
+def test_a_dependency_whose_profile_is_off_is_refused_as_compose_does(tmp_path: Path) -> None:
+    path = tmp_path / "docker-compose.yml"
+    path.write_text("services:\n  api: {image: 'api:1', depends_on: [db]}\n"
+                    "  db: {image: 'db:1', profiles: [storage]}\n")
+    with pytest.raises(SpecError) as err:
+        load_compose(path, environ={})
+    assert "depends on 'db', whose profiles (storage) are not active" in str(err.value)
+    assert [s.name for s in load_compose(path, environ={}, profiles=["storage"]).services] == [
+        "api", "db"]
+    assert [s.name for s in load_compose(path, environ={}, services=["api"]).services] == [
+        "api", "db"]
