@@ -404,7 +404,7 @@ def _hide_envkit_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         return
     entries = list(excinfo.traceback)
     for index, entry in enumerate(entries):
-        if str(entry.path).startswith(_ENVKIT_DIR) and index > 0:
+        if str(entry.path).startswith(_ENVKIT_DIR + os.sep) and index > 0:
             excinfo.traceback = excinfo.traceback[:index]
             return
 
@@ -416,17 +416,22 @@ def _evidence(item: pytest.Item, report: pytest.TestReport, used: list[Stack]) -
         from envkit.artifacts import folder_name, write_stack
 
         where = Path(folder) / folder_name(item.nodeid)
-        where.mkdir(parents=True, exist_ok=True)
-        (where / "failure.txt").write_text(report.longreprtext + "\n")
-        for stack in used:
-            try:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            (where / "failure.txt").write_text(report.longreprtext + "\n")
+            for stack in used:
                 write_stack(stack, where / stack.id)
-            except (OSError, EnvkitError) as exc:
-                report.sections.append(("envkit artifacts", f"could not write {where}: {exc}"))
+        except (OSError, EnvkitError) as exc:
+            # Evidence that cannot be written must not end the run (an INTERNALERROR).
+            report.sections.append(("envkit artifacts", f"could not write {where}: {exc}"))
     if item.config.getoption("envkit_keep_on_failure"):
         for stack in used:
-            if not stack.kept:
-                stack.keep()
+            try:
+                if not stack.kept:
+                    stack.keep()
+            except EnvkitError as exc:
+                report.sections.append((f"envkit stack {stack.id} not kept", str(exc)))
+                continue
             report.sections.append((f"envkit kept stack {stack.id}", _how_to_reach(stack)))
 
 

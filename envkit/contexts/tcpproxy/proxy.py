@@ -87,7 +87,7 @@ async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
         await asyncio.wait_for(both, timeout=limit)
         client_w.close()
         up_w.close()
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - distinct before Python 3.11
         print(f"reset a connection to {target[0]}:{target[1]} after {limit}s", flush=True)
         reset(client_w)
         reset(up_w)
