@@ -166,3 +166,9 @@ def test_owner_start_is_stamped_only_when_known() -> None:
     with_start = stack_labels(start="42")
     assert with_start[labels.OWNER_START] == "42"
     assert labels.OWNER_START not in stack_labels(start=None)
+
+
+def test_a_kept_stack_is_spared_when_its_owner_is_dead_until_the_age_limit() -> None:
+    kept = {**stack_labels(), labels.KEPT: "true"}
+    assert judge(kept, alive={}) == (False, "kept after a failed test (remove: envkit down)")
+    assert judge(kept, alive={}, older_than=timedelta(minutes=1))[0] is True
