@@ -73,7 +73,11 @@ def plug_camera(stack: Stack, service: str = SERVICE, device: str | None = None,
     found = _VIDEO.match(os.path.basename(device))
     index = _index(stack, service, int(found.group(1)) if found else None)
     node = f"/dev/video{index}"
-    _run(stack, service, f"mknod -m 660 {node} c {major} {minor}", f"make {node} ({major}:{minor})",
+    # Docker's default cgroup lets any node be made (m) but not opened (rw): open it once,
+    # so a missing rule fails here (EPERM) rather than as the service's ERROR later.
+    _run(stack, service, f"mknod -m 660 {node} c {major} {minor} && "
+         f"out=$( (: <> {node}) 2>&1 ) || case $out in *ermitted*) rm -f {node}; "
+         f"echo \"$out\"; exit 1;; esac", f"open {node} ({major}:{minor})",
          f"create the service with device_cgroup_rules=['c {major}:* rmw'] "
          f"(camera.default_stack(..., hotplug=True) has {V4L2_RULE!r})")
     return node
