@@ -27,7 +27,6 @@ from envkit.runtime import Stack
 from envkit.session import Envkit
 
 
-
 @pytest.fixture(scope="module")
 def stack(envkit_session: Envkit) -> Iterator[Stack]:
     spec = camera.default_stack(camera.chosen(envkit_session).image, devices=(),
