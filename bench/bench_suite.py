@@ -1,0 +1,90 @@
+"""Time a suite of tests that each take a fresh two-service stack and do work of their own.
+
+Each test asks ``envkit_stack_factory`` for the ``demo`` stack (an HTTP service and a
+dependent reaching it by alias) and then sleeps ``--work`` seconds, standing in for a
+real integration test waiting on I/O. The suite runs as a pytest subprocess at each
+``-n`` given, with teardown in the background (envkit's default) and with
+``--envkit-sync-teardown``; the variants are interleaved round by round so drift in the
+machine's load hits all alike. Times are wall-clock medians of the whole pytest run
+(interpreter and xdist start included, the same for every variant).
+
+Usage: ``python bench/bench_suite.py [--tests 12] [--work 1] [--workers 1,2] [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+SUITE = """
+import time
+
+import pytest
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_with_fresh_stack(envkit_stack_factory, n):
+    envkit_stack_factory("demo")
+    time.sleep({work})
+"""
+
+MODES = {"background": [], "sync": ["--envkit-sync-teardown"]}
+
+
+def run_suite(folder: Path, workers: int, mode: str) -> float:
+    """One pytest run of the suite in *folder*; its wall time in seconds.
+
+    :raises RuntimeError: if the run did not pass (its output attached).
+    """
+    env = {**os.environ, "ENVKIT_SESSION": f"bench{uuid.uuid4().hex[:8]}"}
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
+           "--envkit-no-sweep", *MODES[mode], str(folder)]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=12)
+    parser.add_argument("--work", type=float, default=1.0, help="seconds of each test's work")
+    parser.add_argument("--workers", default="1,2", help="comma-separated -n values")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+    variants = [(n, mode) for n in counts for mode in MODES]
+    samples: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory(prefix="envkit-bench-suite-") as tmp:
+        folder = Path(tmp)
+        (folder / "test_suite.py").write_text(SUITE.format(tests=args.tests, work=args.work))
+        # Same project namespace as this checkout, so the suite reuses its built images.
+        os.environ.setdefault("ENVKIT_PROJECT", Path(__file__).resolve().parent.parent.name)
+        for i in range(args.runs):
+            for variant in variants if i % 2 == 0 else list(reversed(variants)):
+                samples[variant].append(run_suite(folder, *variant))
+    medians = {f"-n {n} {mode}": statistics.median(samples[(n, mode)]) for n, mode in variants}
+    if args.json:
+        print(json.dumps(medians, indent=2))
+        return
+    floor = args.tests * args.work
+    print(f"{args.tests} tests x {args.work:g} s of work (serial work alone {floor:g} s), "
+          f"median of {args.runs} runs, wall time of the pytest run")
+    for n in counts:
+        sync, background = medians[f"-n {n} sync"], medians[f"-n {n} background"]
+        print(f"-n {n}: sync teardown {sync:.1f} s, background teardown {background:.1f} s "
+              f"({background / sync:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
