@@ -86,7 +86,7 @@ def test_default_stack_settings_come_from_the_compose_file() -> None:
     assert media.ready == (LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/paths/list"))
     assert media.ready_timeout == 60.0 and media.stop_timeout == 2.0 and media.init
     assert [p.number for p in media.published] == [8554, 9997, 8888, 8889]
-    assert cam.image == camera_stack.IMAGE and cam.conditions == {"mediamtx": "healthy"}
+    assert cam.image == camera_stack.IMAGE and cam.conditions == {"mediamtx": "started"}
     assert cam.environment["CAMERA_SERVICE_CAMERAS_SYNTHETIC"] == "90,91"
     assert [str(d) for d in cam.device_mappings] == ["/dev/video0:/dev/video0:rwm"]
 
