@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -234,3 +235,19 @@ def read_concurrently(url: str, readers: int, frames: int = 10,
     with concurrent.futures.ThreadPoolExecutor(max_workers=readers) as pool:
         futures = [pool.submit(read_frames, url, frames, timeout) for _ in range(readers)]
         return [f.result() for f in futures]
+
+
+def logs(stack: Any) -> str:
+    """Everything the stack's MediaMTX container wrote so far."""
+    return str(stack.container("mediamtx").logs().decode())
+
+
+def wait_log(stack: Any, pattern: str, timeout: float = 20.0) -> str:
+    """Poll MediaMTX's log until *pattern* appears; return the log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = logs(stack)
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"log line {pattern!r} not seen:\n{logs(stack)[-2000:]}")

@@ -53,18 +53,6 @@ def _rtsp(stack, path: str) -> str:  # type: ignore[no-untyped-def]
     return f"rtsp://{host}:{port}/{path}"
 
 
-def _logs(stack) -> str:  # type: ignore[no-untyped-def]
-    return str(stack.container("mediamtx").logs().decode())
-
-
-def _wait_log(stack, pattern: str, timeout: float = 20.0) -> str:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = _logs(stack)
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"log line {pattern!r} not seen:\n{_logs(stack)[-2000:]}")
 
 
 def test_api_answers_follow_the_openapi_document(envkit_stack_factory) -> None:
@@ -75,7 +63,7 @@ def test_api_answers_follow_the_openapi_document(envkit_stack_factory) -> None:
     info = mc.checked(base, "GET", "/v3/info").json()
     if _CHOSEN[0] == STANDIN:
         assert info["version"].endswith("-envkit-standin")
-    logs = _logs(stack)
+    logs = mc.logs(stack)
     assert re.search(r"(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INF \[RTSP\] started with "
                      r"listeners on :8554 \(TCP/RTSP\)$", logs), logs
     assert re.search(r"(?m)^\S+ \S+ INF \[API\] started with listener on :9997 "
@@ -105,8 +93,8 @@ def test_publisher_container_many_host_readers(envkit_stack_factory) -> None:
     finally:
         watcher.terminate()
         watcher.wait(10)
-    _wait_log(stack, r"\[path cam\] stream is available and online, 1 track \(H264\)")
-    _wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] is reading from path 'cam', with TCP")
+    mc.wait_log(stack, r"\[path cam\] stream is available and online, 1 track \(H264\)")
+    mc.wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] is reading from path 'cam', with TCP")
 
 
 def test_transports_missing_paths_and_publisher_override(envkit_stack_factory) -> None:
@@ -127,7 +115,7 @@ def test_transports_missing_paths_and_publisher_override(envkit_stack_factory) -
     second = subprocess.Popen(mc.publish_args(url, fps=10, size="160x120", duration=30),
                               stdin=subprocess.DEVNULL)
     try:
-        _wait_log(stack, r"\[path cam\] closing existing publisher")
+        mc.wait_log(stack, r"\[path cam\] closing existing publisher")
         deadline = time.monotonic() + 20
         while mc.probe(url)["width"] != 160:
             assert time.monotonic() < deadline
@@ -152,7 +140,7 @@ def test_run_on_init_and_run_on_demand(envkit_stack_factory) -> None:
     assert demand["ready"] is False
     result = mc.read_frames(_rtsp(stack, "demand"))
     assert result.returncode == 0, result.stderr
-    _wait_log(stack, r"\[path demand\] runOnDemand command started")
-    _wait_log(stack, r"\[path demand\] runOnDemand command stopped: not needed by anyone")
+    mc.wait_log(stack, r"\[path demand\] runOnDemand command started")
+    mc.wait_log(stack, r"\[path demand\] runOnDemand command stopped: not needed by anyone")
     conf = mc.checked(base, "GET", "/v3/config/paths/get/demand").json()
     assert conf["runOnDemandCloseAfter"] == "2s"

@@ -42,18 +42,6 @@ def publisher(path: str = "cam") -> ServiceSpec:
         command=["ffmpeg", "-nostdin", *mc.publish_args(f"rtsp://mediamtx:8554/{path}")[1:]])
 
 
-def _logs(stack) -> str:  # type: ignore[no-untyped-def]
-    return str(stack.container("mediamtx").logs().decode())
-
-
-def _wait_log(stack, pattern: str, timeout: float = 20.0) -> str:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = _logs(stack)
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"log line {pattern!r} not seen:\n{_logs(stack)[-2000:]}")
 
 
 def _raw(url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
@@ -149,7 +137,7 @@ def test_http_surface_and_start_lines(envkit_stack_factory) -> None:
     assert status == 405 and headers["Content-Type"].startswith("application/json"), body
     assert _raw(web + "/cam/whep", "OPTIONS", {
         "Origin": "http://example.com", "Access-Control-Request-Method": "POST"})[0] == 204
-    logs = _logs(stack)
+    logs = mc.logs(stack)
     assert re.search(r"INF \[RTSP\] started with listeners on :8554 \(TCP/RTSP\)", logs), logs
     assert re.search(r"INF \[API\] started with listener on :9997 \(TCP/HTTP\)", logs), logs
 
@@ -171,10 +159,10 @@ def test_codec_props_sessions_and_log_lines(envkit_stack_factory) -> None:
     assert mc.read_frames(f"rtsp://{host}:{port}/cam0", frames=3).returncode == 0
     missing = mc.read_frames(f"rtsp://{host}:{port}/nobody", frames=1, timeout=20)
     assert missing.returncode != 0
-    _wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] is publishing to path 'cam0'\n")
-    _wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] destroyed: torn down by "
+    mc.wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] is publishing to path 'cam0'\n")
+    mc.wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] destroyed: torn down by "
                      r"\d+\.\d+\.\d+\.\d+:\d+")
-    _wait_log(stack, r"\[RTSP\] \[conn [\d.]+:\d+\] closed: no stream is available on path "
+    mc.wait_log(stack, r"\[RTSP\] \[conn [\d.]+:\d+\] closed: no stream is available on path "
                      r"'nobody'")
 
 
@@ -184,10 +172,10 @@ def test_global_patch_restarts_servers(envkit_stack_factory) -> None:
     base = stack.url("mediamtx", 9997)
     mc.wait_path_ready(base, "cam")
     mc.checked(base, "PATCH", "/v3/config/global/patch", {"readTimeout": "11s"})
-    _wait_log(stack, r"INF reloading configuration \(API request\)")
-    _wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] destroyed: terminated")
+    mc.wait_log(stack, r"INF reloading configuration \(API request\)")
+    mc.wait_log(stack, r"\[RTSP\] \[session [0-9a-f]{8}\] destroyed: terminated")
     assert mc.checked(base, "GET", "/v3/config/global/get").json()["readTimeout"] == "11s"
-    _wait_log(stack, r"(?s)started with listeners on :8554.*reloading configuration.*"
+    mc.wait_log(stack, r"(?s)started with listeners on :8554.*reloading configuration.*"
                      r"started with listeners on :8554")
 
 
@@ -200,7 +188,7 @@ def test_hook_environment_has_the_query(envkit_stack_factory) -> None:
     host, port = stack.endpoint("mediamtx", 8554)
     result = mc.read_frames(f"rtsp://{host}:{port}/demand?x%3D1", frames=3)
     assert result.returncode == 0, result.stderr
-    _wait_log(stack, r"hook-query=\[x%3D1\]")
+    mc.wait_log(stack, r"hook-query=\[x%3D1\]")
 
 
 @pytest.mark.skipif("not mc.ffmpeg_available()")

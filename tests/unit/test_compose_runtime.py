@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from engine_fakes import FakeEngine, Images
 
 from envkit import Build, EnvkitError, ServiceSpec, StackSpec, _watchdog, runtime
 from envkit.readiness import Check, ContainerState
@@ -26,21 +27,6 @@ class FakeHandle:
         return "migration 3 failed\n"
 
 
-class FakeEngine:
-    remote = True
-    docker_host = "unix:///var/run/docker.sock"
-    environ: ClassVar[dict[str, str]] = {}
-
-    class client:
-        class networks:
-            @staticmethod
-            def create(*args: Any, **kwargs: Any) -> None:
-                return None
-
-
-class Images:
-    def resolve(self, image: object) -> str:
-        return "img:1"
 
 
 def run(monkeypatch: pytest.MonkeyPatch, services: list[ServiceSpec],

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from engine_fakes import FakeEngine, Images
 
 from envkit import Build, ReadinessTimeoutError, ServiceSpec, StackSpec, runtime
 from envkit.readiness import Cancelled, Check
@@ -21,21 +22,6 @@ class FakeHandle:
         self.service = service
 
 
-class FakeEngine:
-    remote = True  # skips the host device check
-    docker_host = "unix:///var/run/docker.sock"
-    environ: ClassVar[dict[str, str]] = {}
-
-    class client:
-        class networks:
-            @staticmethod
-            def create(*args: Any, **kwargs: Any) -> None:
-                return None
-
-
-class Images:
-    def resolve(self, image: object) -> str:
-        return "img:1"
 
 
 def timeout(service: str) -> ReadinessTimeoutError:
