@@ -69,7 +69,8 @@ def test_a_run_that_uses_the_engine_fails_with_one_clear_message(
     monkeypatch.setenv("DOCKER_HOST", UNROUTABLE)
     pytester.makepyfile("def test_engine(envkit_session): pass\n"
                         "def test_plain(): pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--envkit-no-sweep")
+    # -rN: no short summary, which repeats the message untruncated where the terminal is wide.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--envkit-no-sweep", "-rN")
     out = result.stdout.str() + result.stderr.str()
     assert result.ret != pytest.ExitCode.OK
     assert out.count(f"the Docker engine at {UNROUTABLE} does not answer") == 1, out
