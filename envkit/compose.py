@@ -349,11 +349,8 @@ def _located(exc: SpecError, stack: str, service: str, lines: _compose_yaml.Line
     """*exc* with the stack, the service and the line of its field filled in."""
     root = exc.field.split(".")[0].split("[")[0]
     line = _compose_yaml.line_of(lines, "services", service, root)
-    marker = f"field {exc.field!r} = {exc.value!r}: "
-    at = exc.message.find(marker)
-    problem = exc.message[at + len(marker):] if at >= 0 else exc.message
     return SpecError(stack=exc.stack or stack, service=exc.service or service, field=exc.field,
-                     value=exc.value, problem=f"{problem} ({path.name} line {line})",
+                     value=exc.value, problem=f"{exc.problem} ({path.name} line {line})",
                      fix=exc.fix)
 
 

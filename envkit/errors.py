@@ -51,9 +51,23 @@ class SpecError(EnvkitError, ValueError):
         self.service = service
         self.field = field
         self.value = value
+        self.problem = problem
         parts = [f"stack {stack!r}" if stack else "", f"service {service!r}" if service else ""]
         where = ", ".join(p for p in parts if p) or "spec"
-        super().__init__(f"{where}: field {field!r} = {value!r}: {problem}", fix=fix)
+        super().__init__(f"{where}: field {field!r} = {shown(value)}: {problem}", fix=fix)
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``repr(value)``, cut in the middle past *limit* characters.
+
+    A hostile or mistaken value (a megabyte string, an alias-expanded list) must not
+    drown the message that names it; both ends stay, as they usually tell it apart.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    half = (limit - 30) // 2
+    return f"{text[:half]} ...({len(text) - 2 * half} characters)... {text[-half:]}"
 
 
 class EngineUnavailableError(EnvkitError):

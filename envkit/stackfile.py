@@ -122,13 +122,7 @@ def stack_from_dict(
 def _with_place(exc: SpecError, *, stack: str, service: str | None = None) -> SpecError:
     """*exc* again, with the stack (and service) it happened in filled in."""
     return SpecError(stack=stack, service=exc.service or service, field=exc.field,
-                     value=exc.value, problem=_problem(exc), fix=exc.fix)
-
-
-def _problem(exc: SpecError) -> str:
-    marker = f"field {exc.field!r} = {exc.value!r}: "
-    at = exc.message.find(marker)
-    return exc.message[at + len(marker):] if at >= 0 else exc.message
+                     value=exc.value, problem=exc.problem, fix=exc.fix)
 
 
 @dataclass(kw_only=True)
