@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
-from envkit import _table, doctor, imageset, labels, reaper
+from envkit import _engines, _table, doctor, imageset, labels, reaper
+from envkit._engine import Engine
 from envkit._teardown import teardown
 from envkit.errors import EnvkitError, StackNotFoundError
 from envkit.images import ImageBuilder
@@ -128,20 +129,21 @@ def cmd_down(args: argparse.Namespace, kit: Envkit) -> int:
     if sum((args.stack is not None, args.session is not None, args.all)) != 1:
         _err("envkit down: give exactly one of STACK, --session ID or --all")
         return EXIT_USAGE
+    engines = _all_engines(kit)
     if args.stack is not None:
-        removed = teardown(kit.engine, args.stack)
+        removed = sum(teardown(engine, args.stack) for engine in engines)
         if removed == 0:
             raise StackNotFoundError(stack=args.stack, known=known_stacks(kit))
         _err(f"envkit: stack {args.stack} removed ({removed} resources)")
         return EXIT_OK
     selector = labels.selector(session=args.session) if args.session else None
-    stacks = list_stacks(kit.engine.client, selector=selector)
-    if args.session and not stacks:
-        sessions = sorted({s.session for s in list_stacks(kit.engine.client)})
+    found = [(e, list_stacks(e.client, selector=selector)) for e in engines]
+    if args.session and not any(stacks for _, stacks in found):
+        sessions = sorted({s.session for e in engines for s in list_stacks(e.client)})
         raise EnvkitError(f"no stacks of session {args.session!r} "
                           f"(sessions on the engine: {', '.join(sessions) or 'none'})",
                           fix="pick a session from `envkit ps`")
-    counts = reaper.remove_stacks(kit.engine, stacks)
+    counts = {k: n for e, stacks in found for k, n in reaper.remove_stacks(e, stacks).items()}
     for stack, removed in counts.items():
         _err(f"envkit: stack {stack} removed ({removed} resources)")
     _err(f"envkit: {len(counts)} stacks removed")
@@ -149,26 +151,45 @@ def cmd_down(args: argparse.Namespace, kit: Envkit) -> int:
 
 
 def known_stacks(kit: Envkit) -> list[str]:
-    """Identifiers of every envkit stack on the engine."""
-    return [s.stack for s in list_stacks(kit.engine.client)]
+    """Identifiers of every envkit stack on the engines."""
+    return [s.stack for e in _all_engines(kit) for s in list_stacks(e.client)]
+
+
+def _all_engines(kit: Envkit) -> list[Engine]:
+    """The kit's engine, or every one of ``ENVKIT_DOCKER_HOSTS``.
+
+    With several, an unreachable one is named on stderr and skipped, so the others are
+    still listed and cleaned; only when none answers is that an error.
+    """
+    if not _engines.several(kit.settings):
+        return [kit.engine]
+    reached = list(_engines.each(kit.settings, kit.environ))
+    for r in reached:
+        if r.error is not None:
+            _err(f"envkit: warning: skipping engine {r.url}: {r.error.cause}")
+    if all(r.engine is None for r in reached) and reached[0].error is not None:
+        raise reached[0].error
+    return [r.engine for r in reached if r.engine is not None]
 
 
 @command("ps")
 def cmd_ps(args: argparse.Namespace, kit: Envkit) -> int:
-    stacks = list_stacks(kit.engine.client)
+    found = [(e.docker_host, s) for e in _all_engines(kit) for s in list_stacks(e.client)]
     now = datetime.now(timezone.utc)
     if args.json:
-        print(json.dumps([s.describe(now) for s in stacks], indent=2), flush=True)
+        print(json.dumps([{**s.describe(now), "engine": url} for url, s in found], indent=2),
+              flush=True)
         return EXIT_OK
     rows = [
-        [s.stack, s.session, s.worker,
-         s.owner + (" (detached)" if s.detached else "") + (" (kept)" if s.kept else ""),
+        [s.stack, url, s.session, s.worker,
+         s.owner + (" (detached)" if s.detached else "") + (" (kept)" if s.kept else "")
+         + (" (pooled)" if s.pooled else ""),
          _table.human_age(None if (a := s.age(now)) is None else a.total_seconds()),
          s.state, ", ".join(s.endpoints) or "-"]
-        for s in stacks
+        for url, s in found
     ]
-    _table.render(["STACK", "SESSION", "WORKER", "OWNER", "AGE", "STATE", "ENDPOINTS"], rows,
-                  stream=sys.stdout)
+    _table.render(["STACK", "ENGINE", "SESSION", "WORKER", "OWNER", "AGE", "STATE",
+                   "ENDPOINTS"], rows, stream=sys.stdout)
     return EXIT_OK
 
 
@@ -176,7 +197,8 @@ def cmd_ps(args: argparse.Namespace, kit: Envkit) -> int:
 def cmd_gc(args: argparse.Namespace, kit: Envkit) -> int:
     older_than = (reaper.parse_duration(args.older_than) if args.older_than is not None
                   else reaper.older_than_from_env(os.environ))
-    swept = reaper.sweep(kit.engine, older_than=older_than, dry_run=args.dry_run)
+    swept = [s for engine in _all_engines(kit)
+             for s in reaper.sweep(engine, older_than=older_than, dry_run=args.dry_run)]
     verb = "would remove" if args.dry_run else "removed"
     rows = [[s.stack.stack, verb if s.verdict.remove else "kept", s.verdict.reason,
              str(s.removed) if s.verdict.remove and not args.dry_run else "-"] for s in swept]

@@ -78,6 +78,11 @@ class StackInfo:
         return self.labels.get(labels.KEPT) == "true"
 
     @property
+    def pooled(self) -> bool:
+        """Whether the warm pool started it ahead of need (a spare, or taken since)."""
+        return self.labels.get(labels.POOLED) == "true"
+
+    @property
     def created(self) -> datetime | None:
         """The ``envkit.created`` label parsed, or None if absent or malformed."""
         return parse_created(self.labels.get(labels.CREATED))
@@ -123,7 +128,8 @@ class StackInfo:
             "stack": self.stack, "session": self.session, "worker": self.worker,
             "owner": self.owner, "created": self.labels.get(labels.CREATED),
             "age_seconds": None if age is None else int(age.total_seconds()),
-            "detached": self.detached, "kept": self.kept, "state": self.state,
+            "detached": self.detached, "kept": self.kept, "pooled": self.pooled,
+            "state": self.state,
             "containers": [
                 {"name": c.name, "service": c.service, "state": c.state,
                  "endpoints": list(c.endpoints)} for c in self.containers

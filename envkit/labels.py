@@ -25,6 +25,9 @@ OWNER_START = "envkit.owner-start"
 OWNER_NS = "envkit.owner-ns"
 #: On a marker volume of a stack left running after a failed test (``Stack.keep``).
 KEPT = "envkit.kept"
+#: On every resource of a stack the warm pool started ahead of need (a spare, or one a
+#: test has taken since: labels cannot change).
+POOLED = "envkit.pooled"
 
 
 def owner_id() -> str:
@@ -83,6 +86,7 @@ class Ownership:
     :param created: creation time, UTC ISO 8601.
     :param detached: started by ``envkit up --detach``, meant to outlive its owner.
     :param owner_start: the owner's :func:`process_start`, when known.
+    :param pooled: started ahead of need by the warm pool (``envkit.pooled``).
     :param owner_ns: the owner's :func:`owner_namespace` (this process's by default).
     """
 
@@ -93,6 +97,7 @@ class Ownership:
     created: str
     detached: bool = False
     owner_start: str | None = None
+    pooled: bool = False
     # Computed by default so that every creator stamps it without passing it along.
     owner_ns: str | None = field(default_factory=owner_namespace)
 
@@ -108,6 +113,8 @@ class Ownership:
         if self.detached:
             # Outlives its owner on purpose: sweeps leave it to `envkit down`/`gc --older-than`.
             stamped[DETACHED] = "true"
+        if self.pooled:
+            stamped[POOLED] = "true"
         if self.owner_start is not None:
             stamped[OWNER_START] = self.owner_start
         if self.owner_ns is not None:

@@ -78,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "next test starts (the run still waits for background removals at its end)",
     )
     group.addoption(
+        "--envkit-pool", metavar="N", type=int, default=None,
+        help="spares of each spec envkit_stack_factory is asked for, kept started per worker "
+        "in the background so the next test takes one at once; 0 turns it off "
+        "(default: ini envkit_pool, else 1)",
+    )
+    group.addoption(
         "--envkit-no-sweep", action="store_true", default=False,
         help="do not remove dead test runs' stacks before the first stack "
         "(see `envkit gc`; $ENVKIT_GC_OLDER_THAN also removes any stack that old)",
@@ -88,6 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="linelist", default=[])
     parser.addini("envkit_project", "namespace of this project's image tags "
                   "(default: the rootdir's name)", default=None)
+    parser.addini("envkit_pool", "spares per spec per worker (--envkit-pool)", default=None)
+    parser.addini("envkit_pool_stacks", "stacks (names or YAML files) whose spares each worker "
+                  "starts at its start, while collection runs", type="linelist", default=[])
     parser.addini("envkit_base_packages", "Debian packages this project's base image adds",
                   type="linelist", default=[])
 
@@ -120,6 +129,8 @@ class _Holder:
         self.streams: dict[str, Any] = {}
         #: On the controller: background removals the workers reported as failed.
         self.removal_failures: list[str] = []
+        #: Spares per spec per worker (``--envkit-pool``).
+        self.pool = _pool_size(config)
 
     @property
     def made(self) -> Envkit | None:
@@ -137,12 +148,47 @@ class _Holder:
                     settings=settings, environ=os.environ, session=self.session,
                     worker=self.worker, progress=_stderr_line if verbose else None,
                     sweep=not self.config.getoption("envkit_no_sweep"), run=self.run,
+                    pool=self.pool,
                 )
             return self._kit
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+#: Spares per spec per worker unless configured: one covers the common test that takes
+#: one fresh stack, and costs at most one idle stack per spec and worker.
+DEFAULT_POOL = 1
+
+
+def _pool_size(config: pytest.Config) -> int:
+    """``--envkit-pool``, else ini ``envkit_pool``, else :data:`DEFAULT_POOL`.
+
+    :raises pytest.UsageError: for a value that is not a whole number >= 0.
+    """
+    raw = config.getoption("envkit_pool")
+    where = "--envkit-pool"
+    if raw is None:
+        raw, where = _ini(config, "envkit_pool"), "ini envkit_pool"
+    if raw is None or raw == "":
+        return DEFAULT_POOL
+    try:
+        size = int(raw)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise pytest.UsageError(f"envkit: {where} is {raw!r}: not a number of spares; "
+                                "give a whole number >= 0 (0 turns the warm pool off)")
+    return size
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    """An ini value, or ``None`` where the config has no such ini (a test's stand-in)."""
+    try:
+        return config.getini(name)
+    except (ValueError, AttributeError):
+        return None
 
 
 def _session_id(config: pytest.Config, settings: Settings) -> str:
@@ -200,6 +246,22 @@ def pytest_configure(config: pytest.Config) -> None:
     _terminate_like_interrupt(config)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start spares of ini ``envkit_pool_stacks`` in the background while collection runs.
+
+    On each process that runs tests (each xdist worker, not the controller).
+    """
+    config = session.config
+    refs = _ini(config, "envkit_pool_stacks") or []
+    holder = config.stash[HOLDER_KEY]
+    controller = not _is_worker(config) and getattr(config.option, "dist", "no") != "no"
+    if not refs or holder.pool <= 0 or controller or config.getoption("collectonly"):
+        return
+    kit = holder.kit()
+    for ref in refs:
+        kit.prepare(ref)
+
+
 def _terminate_like_interrupt(config: pytest.Config) -> None:
     """Make SIGTERM unwind like Ctrl-C, so fixture finalizers tear stacks down.
 
@@ -254,6 +316,25 @@ def _kit_or_stop(request: pytest.FixtureRequest) -> Envkit:
     pytest.fail(f"envkit: {error}", pytrace=False)
 
 
+def _resolve(kit: Envkit, spec: StackSpec | str) -> StackSpec:
+    """The spec *spec* names (a kit's stack or a file), failing the test with the fix."""
+    try:
+        return kit.spec(spec) if isinstance(spec, str) else spec
+    except EnvkitError as exc:
+        pytest.fail(f"envkit: {exc}", pytrace=False)
+
+
+def _take(kit: Envkit, asked: StackSpec | str, spec: StackSpec) -> Stack | None:
+    """A started spare equal to *spec* from the worker's warm pool, if it has one.
+
+    A name or path is resolved again for each spare (a spare gets its own fresh spec,
+    used only if equal to what this test resolved); a spec object is its own source.
+    """
+    if isinstance(asked, str):
+        return kit.take(spec, key=asked, source=lambda: kit.spec(asked))
+    return kit.take(spec)
+
+
 def _start(kit: Envkit, spec: StackSpec | str, name: str | None, *, shared: bool = False) -> Stack:
     """Resolve and start a stack, turning envkit's errors into one readable failure.
 
@@ -279,6 +360,11 @@ def _up(stack: Stack, config: pytest.Config) -> Stack:
         stack.up()
     except EnvkitError as exc:
         pytest.fail(f"envkit: {exc}", pytrace=False)
+    return _follow(stack, config)
+
+
+def _follow(stack: Stack, config: pytest.Config) -> Stack:
+    """With ``--envkit-logs``, follow *stack*'s services' logs into a file from now on."""
     folder = config.getoption("envkit_logs")
     if folder:
         from envkit.artifacts import LogStreams
@@ -337,7 +423,12 @@ def envkit_stack_factory(
 
     def start(spec: StackSpec | str, *, name: str | None = None) -> Stack:
         __tracebackhide__ = True
-        stack = _start(envkit_session, spec, name)
+        resolved = _resolve(envkit_session, spec)
+        spare = _take(envkit_session, spec, resolved) if name is None else None
+        if spare is not None:
+            started.append(spare)
+            return _follow(spare, pytestconfig)
+        stack = _start(envkit_session, resolved, name)
         started.append(stack)
         return _up(stack, pytestconfig)
 
@@ -480,18 +571,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _finish_removals(holder: _Holder) -> list[str]:
-    """Wait for this process's background removals; each failure as one line."""
+    """Discard the pool's spares, wait for this process's removals; failures as lines."""
     kit = holder.made
     if kit is None:
         return []
-    return [f"stack {f.key}: {f.message}" for f in kit.finish_removals(REMOVAL_WAIT)]
+    spares = [f"warm pool: {line}" for line in kit.close_pool(REMOVAL_WAIT)]
+    return spares + [f"stack {f.key}: {f.message}" for f in kit.finish_removals(REMOVAL_WAIT)]
 
 
 def _leak_check(session: pytest.Session, kit: Envkit) -> None:
-    from envkit.inventory import list_resources
+    from envkit._engines import leftovers
 
-    try:
-        leaked = list_resources(kit.engine.client, session=kit.session)
+    try:  # on every engine of ENVKIT_DOCKER_HOSTS
+        leaked = leftovers(kit.settings, kit.environ, kit.session, kit.engine)
     except EngineUnavailableError:
         return  # the fixtures already said so, once
     except EnvkitError as exc:

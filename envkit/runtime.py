@@ -65,6 +65,7 @@ class Stack(Faults):
     :param name: this instance's name (defaults to the spec's); unique per worker.
     :param ready_timeout: default readiness deadline for services without their own.
     :param detached: mark the stack as meant to outlive this process (``envkit up --detach``).
+    :param pooled: started by the warm pool ahead of need (labelled ``envkit.pooled``).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class Stack(Faults):
         name: str | None = None,
         ready_timeout: float = 60.0,
         detached: bool = False,
+        pooled: bool = False,
     ) -> None:
         self.spec = spec
         self.engine = engine
@@ -90,6 +92,7 @@ class Stack(Faults):
             created=labels.utc_now(),
             detached=detached,
             owner_start=labels.process_start(os.getpid()),
+            pooled=pooled,
         )
         self._ready_timeout = ready_timeout
         self._handles: dict[str, ServiceHandle] = {}

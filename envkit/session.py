@@ -12,7 +12,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +22,7 @@ from envkit.kits import Registry
 
 if TYPE_CHECKING:
     from envkit._engine import Engine
+    from envkit._pool import Pool
     from envkit._remover import RemovalFailure, Remover
     from envkit.images import ImageBuilder
     from envkit.runtime import Stack
@@ -44,6 +45,8 @@ class Envkit:
         per run across its processes; see :func:`envkit.reaper.sweep`).
     :param run: what the processes of one run share and no other run has (xdist's
         ``testrunuid``), electing the one that sweeps; ``None``: this process alone.
+    :param pool: spares of each requested spec kept started ahead of need (:meth:`take`);
+        ``0``, the default outside pytest, keeps none.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Envkit:
         progress: Callable[[str], None] | None = None,
         sweep: bool = False,
         run: str | None = None,
+        pool: int = 0,
     ) -> None:
         self.settings = settings
         self.session = sanitize_ident(session, limit=SESSION_MAX)
@@ -74,6 +78,8 @@ class Envkit:
         #: Every stack this object made, in order (the plugin's diagnostics read it).
         self.made: list[Stack] = []
         self._remover: Remover | None = None
+        self._pool_size = pool
+        self._pool: Pool[StackSpec, Stack] | None = None
 
     @classmethod
     def from_env(
@@ -92,15 +98,15 @@ class Envkit:
 
         :raises EngineUnavailableError: the same error on every call once it failed.
         """
-        from envkit._engine import connect
+        from envkit._engines import connect_bound
 
         with self._lock:
             if self._engine_error is not None:
                 raise self._engine_error
             if self._engine is None:
                 try:
-                    self._engine = connect(self.environ,
-                                           host_override=self.settings.host_address)
+                    # ENVKIT_DOCKER_HOSTS binds each worker to one engine; else DOCKER_HOST.
+                    self._engine = connect_bound(self.settings, self.environ, self.worker)
                 except EngineUnavailableError as exc:
                     self._engine_error = exc
                     raise
@@ -114,16 +120,19 @@ class Envkit:
     @property
     def images(self) -> ImageBuilder:
         """The image builder shared by every stack of this run."""
+        from envkit._engines import image_sources
         from envkit.images import ImageBuilder
 
         engine = self.engine
         with self._lock:
             if self._builder is None:
                 s = self.settings
+                key, peers = image_sources(s, self.environ, engine)  # other engines' images
                 self._builder = ImageBuilder(
                     client=engine.client, root=s.root, project=s.project,
                     lock_dir=s.lock_dir, cache_dir=s.cache_dir, base_suite=s.base_suite,
                     base_packages=s.base_packages, progress=self._progress,
+                    engine=key, peers=peers,
                 )
             return self._builder
 
@@ -180,12 +189,15 @@ class Envkit:
         return f"{self.session}-{self.worker}-{sanitize_ident(name, limit=NAME_MAX)}"
 
     def stack(
-        self, spec: StackSpec, *, name: str | None = None, detached: bool = False
+        self, spec: StackSpec, *, name: str | None = None, detached: bool = False,
+        pooled: bool = False,
     ) -> Stack:
         """A new, not yet started :class:`Stack` of *spec* owned by this session and worker.
 
         :param name: the instance name; by default ``<spec>-<n>``, numbered so that one
             worker can run several instances of a spec at once.
+        :param pooled: a spare for the warm pool: labelled so, and not in :attr:`made`
+            until a test takes it (a spare is nobody's evidence before that).
         """
         from envkit.runtime import Stack
 
@@ -197,10 +209,61 @@ class Envkit:
             self._remover.wait_for(self.stack_id(name))
         made = Stack(spec, engine=self.engine, images=self.images, session=self.session,
                      worker=self.worker, name=sanitize_ident(name, limit=NAME_MAX),
-                     ready_timeout=self.settings.ready_timeout, detached=detached)
-        with self._lock:
-            self.made.append(made)
+                     ready_timeout=self.settings.ready_timeout, detached=detached,
+                     pooled=pooled)
+        if not pooled:
+            with self._lock:
+                self.made.append(made)
         return made
+
+    def take(self, spec: StackSpec, *, key: Hashable | None = None,
+             source: Callable[[], StackSpec] | None = None) -> Stack | None:
+        """A started spare equal to *spec* from the warm pool, or ``None``; then refill.
+
+        Returns ``None`` when the pool is off, has no spare of *spec* yet (the first
+        request starts one in the background for the next) or does not pool it (see
+        :mod:`envkit._pool`); the caller then starts a stack of its own.
+
+        :param key: what was asked for (a stack's name or path); *spec* by default.
+        :param source: resolves *key* again for the next spare; by default *spec* itself.
+        """
+        pool = self._warm_pool()
+        if pool is None:
+            return None
+        taken = pool.take(repr(spec) if key is None else key, spec,
+                          source or (lambda: spec))
+        if taken is not None:
+            with self._lock:
+                self.made.append(taken)
+        return taken
+
+    def prepare(self, ref: str) -> None:
+        """Start spares of the stack *ref* names in the background, before it is asked for."""
+        pool = self._warm_pool()
+        if pool is not None:
+            pool.prepare(ref, lambda: self.spec(ref))
+
+    def close_pool(self, timeout: float | None = None) -> list[str]:
+        """Stop the warm pool and hand its spares to the remover; what could not be.
+
+        Call it before :meth:`finish_removals`, which then waits for the spares too.
+        """
+        with self._lock:
+            pool, self._pool_size = self._pool, 0
+        return [] if pool is None else pool.close(timeout)
+
+    def _warm_pool(self) -> Pool[StackSpec, Stack] | None:
+        from envkit._pool import Pool
+
+        with self._lock:
+            if self._pool is None and self._pool_size > 0:
+                self._pool = Pool(size=self._pool_size, start=self._start_spare,
+                                  discard=self.remove_later, eligible=unpoolable,
+                                  name=f"envkit-pool-{self.worker}")
+            return self._pool
+
+    def _start_spare(self, spec: StackSpec) -> Stack:
+        return self.stack(spec, pooled=True).up()
 
     def remove_later(self, stack: Stack, *, then: Callable[[], object] | None = None) -> None:
         """Take *stack* down in the background and return at once.
@@ -248,10 +311,28 @@ class Envkit:
             return
         self._sweep = False
         from envkit import reaper
+        from envkit._engines import sweep_scope
 
-        if self._run is not None and not _elected(self.settings.cache_dir / "sweeps", self._run):
+        if self._run is not None and not _elected(
+                self.settings.cache_dir / "sweeps",
+                sweep_scope(self.settings, self._run, self.engine)):  # one per engine
             return
         reaper.sweep(self.engine, older_than=reaper.older_than_from_env(self.environ))
+
+
+def unpoolable(spec: StackSpec) -> str | None:
+    """Why *spec* gets no spares, or ``None``: a spare must not touch host state.
+
+    A spare starts while an earlier test still runs. Devices and host directories are
+    shared with that test (and a test may write a directory's files just before it asks
+    for its stack), so such a stack is started when asked for, as without the pool.
+    """
+    for svc in spec.services:
+        if svc.devices:
+            return f"service {svc.name!r} maps host devices"
+        if any(not m.is_volume for m in svc.mounts):
+            return f"service {svc.name!r} mounts a host directory"
+    return None
 
 
 #: Markers of runs older than this are debris: no run lasts a day between its workers.

@@ -30,10 +30,15 @@ def envkit_stack(envkit_stack: Stack) -> Stack:
 
 
 def _leftovers(kit: Envkit) -> set[str]:
-    """The worker's resources, except those of its shared session stack."""
+    """The worker's resources, except its shared session stack's and the pool's spares.
+
+    A spare (a pooled stack no test took) outlives modules; the session removes it.
+    """
     found = list_stacks(kit.engine.client,
                         selector=labels.selector(session=kit.session, worker=kit.worker))
-    return {r for s in found if s.stack not in _SHARED for r in s.resources}
+    taken = {s.id for s in kit.made}
+    spares = {s.stack for s in found if s.pooled and s.stack not in taken}
+    return {r for s in found if s.stack not in _SHARED | spares for r in s.resources}
 
 
 @pytest.fixture(autouse=True, scope="module")

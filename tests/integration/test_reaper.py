@@ -132,7 +132,8 @@ def test_killed_run_leaves_nothing_behind(
     # The second session shares the engine; only with SIGKILL, to keep the suite short.
     second = _start_run(tmp_path, "other", QUICK_TESTS, other) if sig is signal.SIGKILL else None
     try:
-        _wait(lambda: _running(engine, victim) == 4, 90, "both workers' stacks to be up")
+        # At least: each worker's spare (warm pool) may come up beside its stack.
+        _wait(lambda: _running(engine, victim) >= 4, 90, "both workers' stacks to be up")
         if sig == "SIGINTx2":
             # Ctrl-C twice: the second interrupts the teardown; the watchdogs finish it.
             os.killpg(run.pid, signal.SIGINT)

@@ -1,0 +1,253 @@
+"""A worker's warm pool: spare stacks started ahead of need, each given to one test.
+
+A test that waits for its fresh stack to come up leaves the engine idle while it does
+its own work, and idle again while the next test waits for its stack. The pool uses
+that idle time: after a spec is first asked for (or at worker start, for specs named in
+configuration), it starts up to ``size`` spares of it on one background thread, and the
+next request for an *equal* spec takes a ready one at the cost of a lock and a
+comparison.
+
+Rules that keep a spare indistinguishable from a fresh stack:
+
+- A spare is given once and never comes back: the taker removes it like any stack.
+- Spec equality decides the match. A request names a *key* (what was asked for, e.g. a
+  stack file's path) and a *source* that resolves it again; a spare is started only
+  when a fresh resolution equals the request, so a key whose spec differs on every
+  resolution (a fresh random secret each time) or changed since (an edited file) gets
+  no spare rather than a wrong one.
+- What the caller's ``eligible`` refuses (a spec sharing host state, such as devices
+  or bind mounts, that a spare would touch while an earlier test still runs) is never
+  pooled.
+- A spare whose start failed refuses its key from then on: the requester starts its
+  own stack and meets the error itself, with its own report.
+
+The thread is a daemon, like the remover's: a process that dies with spares (or one
+half-started) leaves them to its watchdog, which removes every stack of the dead owner.
+:meth:`Pool.close` hands the spares to ``discard`` (the background remover) before the
+session's leak check looks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Spare(Generic[S, T]):
+    """One spare: the spec it was started for and its stack, once started."""
+
+    spec: S | None  # None until a prepared spare's key is first resolved
+    future: Future[T] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Job(Generic[S, T]):
+    key: Hashable
+    spare: _Spare[S, T]
+    source: Callable[[], S]
+
+
+class Pool(Generic[S, T]):
+    """Keeps up to *size* spares per key, started in the background.
+
+    :param size: spares kept per key (ready and starting); ``0`` keeps none.
+    :param start: makes a started stack of a spec (runs on the pool's thread).
+    :param discard: takes down a spare nobody took (hands it to the remover).
+    :param eligible: ``None`` if a spec may be pooled, else why not.
+    :param name: the thread's name.
+    """
+
+    def __init__(
+        self, *, size: int, start: Callable[[S], T], discard: Callable[[T], object],
+        eligible: Callable[[S], str | None] = lambda spec: None, name: str = "envkit-pool",
+    ) -> None:
+        self.size = size
+        self._start = start
+        self._discard = discard
+        self._eligible = eligible
+        self._name = name
+        self._lock = threading.Lock()
+        self._spares: dict[Hashable, list[_Spare[S, T]]] = {}
+        #: Keys never pooled again, with the reason (shown by :attr:`refused`).
+        self._refused: dict[Hashable, str] = {}
+        self._queue: queue.SimpleQueue[_Job[S, T] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def refused(self) -> dict[Hashable, str]:
+        """Keys the pool gave up on, and why (for reports and tests)."""
+        with self._lock:
+            return dict(self._refused)
+
+    def ready(self, key: Hashable) -> int:
+        """How many spares of *key* are started and waiting."""
+        with self._lock:
+            return sum(_usable(s) for s in self._spares.get(key, []))
+
+    def take(self, key: Hashable, spec: S, source: Callable[[], S]) -> T | None:
+        """A started spare of a spec equal to *spec*, else ``None``; then refill.
+
+        A spare still starting is waited for (it is further along than a stack the
+        caller would start now); one that fails to start yields ``None``.
+
+        :param key: what was asked for; spares are kept and counted per key.
+        :param source: resolves *key* again, for the spares that replace this one.
+        """
+        with self._lock:
+            if self._closed or self.size <= 0 or key in self._refused:
+                return None
+            if (why := self._eligible(spec)) is not None:
+                self._refused[key] = why
+                return None
+            spares = self._spares.setdefault(key, [])
+            spares[:] = [s for s in spares if not _failed(s)]
+            stale = [s for s in spares if s.spec != spec]
+            chosen = _pick([s for s in spares if s.spec == spec])
+            spares[:] = [s for s in spares if s.spec == spec and s is not chosen]
+            self._refill(key, spec, source)
+        for spare in stale:  # resolved differently now: not what is asked for any more
+            spare.future.add_done_callback(self._discard_done)
+        if chosen is None:
+            return None
+        try:
+            return chosen.future.result()
+        except Exception:  # the start's error is the requester's to meet
+            return None
+
+    def prepare(self, key: Hashable, source: Callable[[], S]) -> None:
+        """Start spares of what *source* resolves to, before anyone asks (worker start)."""
+        with self._lock:
+            if self._closed or self.size <= 0 or key in self._refused:
+                return
+            self._enqueue(_Job(key=key, spare=_Spare(spec=None), source=source))
+
+    def close(self, timeout: float | None = None) -> list[str]:
+        """Stop starting spares and discard every spare; what could not be, as lines.
+
+        Spares still starting are waited for up to *timeout* seconds, then discarded;
+        one still starting after that is discarded whenever its start ends.
+        """
+        with self._lock:
+            self._closed = True
+            spares = [s for group in self._spares.values() for s in group]
+            self._spares.clear()
+        self._queue.put(None)
+        for spare in spares:
+            spare.future.add_done_callback(self._discard_done)
+        failures = []
+        for spare in spares:
+            try:
+                spare.future.exception(timeout=timeout)
+            except CancelledError:
+                pass
+            except FutureTimeout:
+                failures.append(f"a spare of {spare.spec!r:.60} still starting after "
+                                f"{timeout} s")
+        return failures
+
+    def _refill(self, key: Hashable, spec: S, source: Callable[[], S]) -> None:
+        """Queue starts until *key* has ``size`` spares (held lock)."""
+        spares = self._spares[key]
+        while len(spares) < self.size:
+            spare: _Spare[S, T] = _Spare(spec=spec)
+            spares.append(spare)
+            self._enqueue(_Job(key=key, spare=spare, source=source))
+
+    def _enqueue(self, job: _Job[S, T]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            self._do(job)
+
+    def _do(self, job: _Job[S, T]) -> None:
+        """Resolve the job's key again and start its spare, unless that is refused."""
+        spare = job.spare
+        with self._lock:
+            if self._closed:
+                spare.future.cancel()
+            if not spare.future.set_running_or_notify_cancel():
+                return
+        try:
+            spec = self._check(job)
+            if isinstance(spec, _Refusal):
+                self._refuse(job.key, spec.why)
+                spare.future.set_exception(LookupError(spec.why))
+                return
+            spare.future.set_result(self._start(spec))
+        except Exception as exc:  # kept: the requester meets it itself
+            self._refuse(job.key, f"a spare failed to start: {exc}")
+            spare.future.set_exception(exc)
+
+    def _check(self, job: _Job[S, T]) -> S | _Refusal:
+        """The spec to start the job's spare from, or why it must not start."""
+        fresh = job.source()
+        wanted = job.spare.spec
+        if wanted is None:  # prepare(): no request yet, compare two resolutions
+            wanted = job.spare.spec = fresh
+            with self._lock:
+                if (why := self._eligible(fresh)) is not None:
+                    return _Refusal(why)
+                self._spares.setdefault(job.key, []).append(job.spare)
+            fresh = job.source()
+        if fresh != wanted:
+            return _Refusal("its spec differs each time it is resolved (or changed since)")
+        return wanted
+
+    def _refuse(self, key: Hashable, why: str) -> None:
+        """Pool *key* no more; its spares go (the one starting now fails on its own)."""
+        with self._lock:
+            self._refused.setdefault(key, why)
+            spares = self._spares.pop(key, [])
+            dropped = [s for s in spares if not s.future.running()]
+        for spare in dropped:
+            spare.future.cancel()
+            spare.future.add_done_callback(self._discard_done)
+
+    def _discard_done(self, future: Future[T]) -> None:
+        """Discard the stack *future* made, if it made one."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        # A spare that will not go is still seen by the leak check and the watchdog.
+        with contextlib.suppress(Exception):
+            self._discard(future.result())
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    why: str
+
+
+def _failed(spare: _Spare[S, T]) -> bool:
+    future = spare.future
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
+def _usable(spare: _Spare[S, T]) -> bool:
+    future = spare.future
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _pick(spares: list[_Spare[S, T]]) -> _Spare[S, T] | None:
+    """A started spare if there is one, else one still starting, else none."""
+    for spare in spares:
+        if _usable(spare):
+            return spare
+    for spare in spares:
+        if not spare.future.done():
+            return spare
+    return None
