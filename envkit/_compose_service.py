@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from envkit._compose_yaml import read_env_file, seconds
+from envkit._privileges import capabilities
 from envkit.errors import SpecError
 from envkit.readiness import Check, Exec, Healthy, Http, LogLine, Tcp
 from envkit.spec import Build, Healthcheck, Mount
@@ -60,6 +61,7 @@ class Converter:
             out["stop_timeout"] = self.duration(name, "stop_grace_period",
                                                 raw["stop_grace_period"])
         self.security_opt(name, raw.get("security_opt") or [])
+        out.update(self.privileges(name, raw))
         ready: list[Check] = []
         if raw.get("healthcheck"):
             out["healthcheck"] = self.healthcheck(name, raw["healthcheck"])
@@ -181,6 +183,26 @@ class Converter:
                 raise self.fail(name, "security_opt", option, "not envkit's security option",
                                 "remove it: envkit runs every container with "
                                 "no-new-privileges and nothing else")
+
+    def privileges(self, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """``cap_add``, ``group_add``, ``read_only``, ``pids_limit``, ``mem_limit``.
+
+        ``cap_drop`` only has its names checked: envkit drops every capability anyway.
+        """
+        out: dict[str, Any] = {}
+        if raw.get("cap_drop") is not None:
+            capabilities(raw["cap_drop"], field="cap_drop", service=name, allow_all=True)
+        for key in ("cap_add", "group_add", "mem_limit"):
+            if raw.get(key) is not None:
+                out[key] = raw[key]
+        if raw.get("read_only") is not None:
+            out["read_only"] = raw["read_only"]
+        if raw.get("pids_limit") is not None:
+            value = raw["pids_limit"]  # a string after interpolation, or YAML's number
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value)
+            out["pids_limit"] = value
+        return out
 
     def check(self, name: str, index: int, raw: Any) -> Check:
         """One ``x-envkit.ready`` entry, spelled as in envkit's stack files."""

@@ -25,6 +25,7 @@ SERVICE_KEYS = frozenset({
     "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose",
     "depends_on", "healthcheck", "devices", "volumes", "tmpfs", "user", "init",
     "stop_grace_period", "stop_signal", "labels", "profiles", "networks", "security_opt",
+    "cap_add", "cap_drop", "group_add", "read_only", "pids_limit", "mem_limit",
 })
 _NESTED: dict[str, frozenset[str]] = {
     "build": frozenset({"context", "dockerfile", "args", "target"}),
@@ -45,7 +46,6 @@ ADVICE = {
     "restart": "remove it: a test stack is not restarted behind the tests' back "
                "(stack.restart(service) restarts on purpose)",
     "privileged": "remove it: envkit never runs privileged containers",
-    "cap_add": "remove it: envkit runs containers with no-new-privileges",
     "links": "remove it: services reach each other by name on the stack's network",
     "extends": "inline the extended service (YAML anchors work)",
     "secrets": "pass the value through environment: (${secret:NAME} in stack files)",

@@ -308,6 +308,13 @@ def _create_args(
         device_cgroup_rules=list(spec.device_cgroup_rules) or None,
         tmpfs={path: options for path, _, options in (t.partition(":") for t in spec.tmpfs)},
         security_opt=["no-new-privileges"],
+        # Least privilege: no capability but those the spec names (see envkit._privileges).
+        cap_drop=["ALL"],
+        cap_add=list(_capabilities(spec)) or None,
+        group_add=list(spec.group_add) or None,
+        read_only=spec.read_only,
+        pids_limit=spec.pids_limit,
+        mem_limit=spec.mem_limit,
         mounts=mounts,
     )
     endpoint = api.create_endpoint_config(aliases=[spec.name, *spec.aliases])
@@ -327,6 +334,16 @@ def _create_args(
         "networking_config": api.create_networking_config({network: endpoint}),
         "detach": True,
     }
+
+
+def _capabilities(spec: ServiceSpec) -> tuple[str, ...]:
+    """The spec's ``cap_add``, and ``MKNOD`` when a device cgroup rule allows mknod (``m``).
+
+    Such a rule exists to let the container create device nodes while it runs (hot-plug),
+    which the kernel refuses without the capability; no other rule or field brings it.
+    """
+    mknod = any("m" in rule.rsplit(" ", 1)[-1] for rule in spec.device_cgroup_rules)
+    return tuple(sorted({*spec.cap_add, *(["MKNOD"] if mknod else [])}))
 
 
 def _published_ports(container: Container) -> dict[str, int]:

@@ -16,6 +16,9 @@ subset below. Where envkit runs differently, on purpose:
 - ``stop_grace_period`` defaults to envkit's 2 s, not compose's 10 s;
 - named volumes are made per stack and removed with it; ``init`` defaults to true and
   every container has ``no-new-privileges``;
+- every container drops all capabilities (as ``cap_drop: [ALL]``, which the file may
+  say or not) and gets back those of ``cap_add``, where compose would keep Docker's
+  14; and it has a process limit (``pids_limit``, 1024 unless the file says);
 - an unset ``${VAR}`` without a default is an error, not an empty string; a bare ``$VAR``
   is expanded as compose does, ``$$`` is a literal ``$``; ``.env`` beside the file fills
   variables the environment lacks; ``${ENVKIT_BASE_IMAGE}`` is the base envkit builds on.
@@ -24,7 +27,8 @@ The subset: ``image``, ``build`` (context, dockerfile, args, target), ``command`
 ``entrypoint``, ``environment``, ``env_file``, ``ports``, ``expose``, ``depends_on``
 (conditions ``service_started``, ``service_healthy``, ``service_completed_successfully``),
 ``healthcheck``, ``devices``, ``volumes`` (named, bind, anonymous, tmpfs), ``tmpfs``,
-``user``, ``init``, ``stop_grace_period``, ``stop_signal``, ``labels``, ``profiles``,
+``user``, ``group_add``, ``cap_add``, ``cap_drop``, ``read_only``, ``pids_limit``,
+``mem_limit``, ``init``, ``stop_grace_period``, ``stop_signal``, ``labels``, ``profiles``,
 ``networks`` (aliases), ``security_opt: [no-new-privileges]``; ``x-*`` keys are ignored
 except ``x-envkit``: per service ``ready`` (checks as in stack files), ``ready_timeout``
 and ``build`` (``name``, ``namespace``, ``packages``, ``requirements``), and at the top
@@ -66,7 +70,9 @@ _REPLACES = {"image": ("image", "build"), "command": ("command",),
              "volumes": ("volumes",), "tmpfs": ("tmpfs",), "user": ("user",),
              "stop_timeout": ("stop_grace_period",), "stop_signal": ("stop_signal",),
              "init": ("init",), "healthcheck": ("healthcheck",), "depends_on": ("depends_on",),
-             "aliases": ("networks",)}
+             "aliases": ("networks",), "cap_add": ("cap_add", "cap_drop"),
+             "group_add": ("group_add",), "read_only": ("read_only",),
+             "pids_limit": ("pids_limit",), "mem_limit": ("mem_limit",)}
 
 
 def is_compose_file(path: Path) -> bool:
@@ -178,6 +184,12 @@ _SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
     "env_file": ((str, list), "a path or a list of paths"),
     "command": ((str, list), "a string or a list of arguments"),
     "entrypoint": ((str, list), "a string or a list of arguments"),
+    "cap_add": ((list,), "a list of capabilities, e.g. [CHOWN, SETUID]"),
+    "cap_drop": ((list,), "a list of capabilities, e.g. [ALL]"),
+    "group_add": ((list,), "a list of group names or ids, e.g. [video]"),
+    "read_only": ((bool,), "true or false"),
+    "pids_limit": ((int, str), "a number of processes, e.g. 256 (-1: no limit)"),
+    "mem_limit": ((int, str), "an amount of memory, e.g. 512m"),
 }
 
 

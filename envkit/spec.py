@@ -9,21 +9,37 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from envkit import _privileges
+from envkit._privileges import DEFAULT_PIDS_LIMIT, DOCKER_DEFAULTS, Environment
+from envkit._spec_parts import (
+    Build,
+    Device,
+    Healthcheck,
+    Mount,
+    Port,
+    as_tuple,
+    frozen_map,
+    parse_device,
+    parse_mount,
+    parse_port,
+)
 from envkit.errors import NameNotFoundError, SpecError
 from envkit.labels import reserved
 from envkit.readiness import Check
 
+# The value types live in envkit._spec_parts; this module is where users import them from.
+__all__ = ["CONDITIONS", "DEFAULT_PIDS_LIMIT", "DEFAULT_STOP_TIMEOUT", "DOCKER_DEFAULTS",
+           "Build", "Device", "Healthcheck", "Mount", "Port", "ServiceSpec", "StackSpec",
+           "parse_device", "parse_mount", "parse_port"]
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CGROUP_RULE = re.compile(r"^[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}$")
-_PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
-_PERMS = re.compile(r"^[rwm]{1,3}$")
-_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_STOP_TIMEOUT = 2.0
 #: How a dependent waits for a service it depends on: its container started, its
 #: readiness checks passed (``healthy``, the default), or it exited 0 (``completed``).
@@ -31,227 +47,6 @@ CONDITIONS = ("started", "healthy", "completed")
 # compose's spellings, and "ready" (what envkit called a plain dependency), are accepted.
 _CONDITION_ALIASES = {"service_started": "started", "service_healthy": "healthy",
                       "service_completed_successfully": "completed", "ready": "healthy"}
-
-
-def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType({str(k): str(v) for k, v in (mapping or {}).items()})
-
-
-def _seq(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Build:
-    """An image envkit builds from a context directory, tagged by the hash of its inputs.
-
-    :param name: the image's name within its project: ``envkit/<project>/<name>:<hash>``.
-    :param context: the build context; a relative path resolves against the stack file's
-        directory (YAML) or the project root (pytest's rootdir, else the working
-        directory), never ``PWD``. ``None`` means ``images/<name>`` under the project root.
-    :param dockerfile: the Dockerfile, relative to *context*.
-    :param args: build args; ``BASE_IMAGE`` defaults to the project's Debian base.
-    :param target: the stage of a multi-stage Dockerfile to build.
-    :param requirements: a pip requirements file (relative like *context*) whose wheels
-        the host downloads and the image installs offline, into ``/opt/envkit/venv``.
-    :param packages: Debian packages the image's base adds to envkit's minimal list; a
-        base is bootstrapped per package set (``envkit/base:<suite>-<digest>``), so two
-        projects' lists never rebuild each other's. The project's own list (setting
-        ``base_packages``) is added to builds of the current project.
-    :param namespace: the project the tag belongs to; ``None`` is the current project.
-        Kits set their own (``camera-kit``), so their images are shared, not duplicated.
-    """
-
-    name: str
-    context: str | Path | None = None
-    dockerfile: str = "Dockerfile"
-    args: Mapping[str, str] = field(default_factory=dict)
-    target: str | None = None
-    requirements: str | Path | None = None
-    packages: Sequence[str] = ()
-    namespace: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "args", _frozen(self.args))
-        object.__setattr__(self, "packages", tuple(sorted(set(_seq(self.packages)))))
-
-    def __str__(self) -> str:
-        return str(self.context) if self.context is not None else f"images/{self.name}"
-
-    def resolved(self, root: Path) -> Build:
-        """Return this build with *context* and *requirements* absolute against *root*."""
-        context = Path(self.context) if self.context is not None else Path("images") / self.name
-        reqs = None if self.requirements is None else root / Path(self.requirements)
-        return replace(self, context=(root / context).resolve(),
-                       requirements=None if reqs is None else reqs.resolve())
-
-
-@dataclass(frozen=True)
-class Port:
-    """A container port to publish on an ephemeral host port."""
-
-    number: int
-    protocol: str = "tcp"
-
-    def __str__(self) -> str:
-        return f"{self.number}/{self.protocol}"
-
-
-@dataclass(frozen=True)
-class Device:
-    """A host device node passed into the container."""
-
-    host: str
-    container: str
-    permissions: str = "rwm"
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.container}:{self.permissions}"
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A named volume or a host directory mounted into the container.
-
-    :param source: a volume name (``data``: created per stack, removed with it) or an
-        absolute host path (a bind mount).
-    :param target: the absolute path inside the container.
-    :param read_only: mount it read-only.
-    """
-
-    source: str
-    target: str
-    read_only: bool = False
-
-    @property
-    def is_volume(self) -> bool:
-        """Whether *source* names a volume of the stack rather than a host path."""
-        return not self.source.startswith("/")
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.target}:{'ro' if self.read_only else 'rw'}"
-
-
-#: Bind sources that give a container the machine: the root and the engine's socket.
-_FORBIDDEN_BINDS = frozenset({"", "/var/run/docker.sock", "/run/docker.sock"})
-
-
-def parse_mount(raw: str | Mount, *, service: str | None = None) -> Mount:
-    """Parse compose's short syntax ``name:/path[:ro|rw]`` or ``/host/path:/path[:ro|rw]``.
-
-    :raises SpecError: for a relative container path, a relative host path, a bad volume
-        name or a mode other than ``ro``/``rw``.
-    """
-    def fail(problem: str, fix: str) -> SpecError:
-        return SpecError(stack=None, service=service, field="volumes", value=raw,
-                         problem=problem, fix=fix)
-
-    if isinstance(raw, Mount):
-        source, target, mode = raw.source, raw.target, "ro" if raw.read_only else "rw"
-    elif isinstance(raw, str) and 2 <= len(raw.split(":")) <= 3:
-        source, target, mode = (*raw.split(":"), "rw")[:3]
-    else:
-        raise fail("not of the form source:/container/path[:ro]",
-                   fix="write e.g. 'data:/var/lib/data' (a volume) or '/srv/in:/in:ro' (a bind)")
-    if not target.startswith("/"):
-        raise fail(f"the container path {target!r} is not absolute",
-                   fix=f"write it from the root, e.g. '{source}:/{target}'")
-    if mode not in {"ro", "rw"}:
-        raise fail(f"unknown mode {mode!r}", fix="use 'ro' (read-only) or 'rw' (the default)")
-    if "/" in source and not source.startswith("/"):
-        raise fail(f"the host path {source!r} is relative",
-                   fix="give an absolute host path (in Python, e.g. str(Path(...).resolve())); "
-                   "stack files resolve relative paths against their own directory")
-    if source.rstrip("/") in _FORBIDDEN_BINDS or source.endswith("/docker.sock"):
-        raise fail(f"binding {source!r} would hand the container the host or its engine",
-                   fix="bind only the files the service needs; envkit never gives a service "
-                   "the Docker socket or the host's root")
-    if not source.startswith("/") and not _VOLUME.match(source):
-        raise fail(f"{source!r} is neither a volume name nor an absolute host path",
-                   fix="name a volume with letters, digits, '_', '.' and '-', or give an "
-                   "absolute host path")
-    return Mount(source, target, mode == "ro")
-
-
-def parse_port(raw: int | str, *, service: str | None = None) -> Port:
-    """Parse ``8080``, ``"8080"`` or ``"8554/udp"``.
-
-    :raises SpecError: for anything else, including a fixed host port.
-    """
-    match = _PORT.match(str(raw).strip())
-    if match is None or not 0 < int(match.group(1)) < 65536:
-        fix = "give the container port only, such as 8080 or '8554/udp'"
-        if ":" in str(raw):
-            fix = "drop the host part: envkit lets Docker pick a free host port (no races)"
-        raise SpecError(
-            stack=None, service=service, field="ports", value=raw,
-            problem="not a container port", fix=fix,
-        )
-    return Port(int(match.group(1)), match.group(2) or "tcp")
-
-
-def parse_device(raw: str, *, service: str | None = None) -> Device:
-    """Parse ``host[:container[:perms]]`` as Docker's ``--device`` does.
-
-    :raises SpecError: when a path is not absolute or the permissions are not ``rwm``.
-    """
-    parts = raw.split(":")
-    host = parts[0]
-    container = parts[1] if len(parts) > 1 and parts[1] else host
-    perms = parts[2] if len(parts) > 2 else "rwm"
-    if len(parts) > 3 or not host.startswith("/") or not container.startswith("/") or (
-        not _PERMS.match(perms)
-    ):
-        raise SpecError(
-            stack=None, service=service, field="devices", value=raw,
-            problem="not of the form host[:container[:permissions]]",
-            fix="use absolute paths and permissions from 'rwm', e.g. '/dev/video0:/dev/video0:rw'",
-        )
-    return Device(host, container, perms)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Healthcheck:
-    """Docker's own HEALTHCHECK for a container (compose's ``healthcheck``).
-
-    Pair it with the :class:`~envkit.readiness.Healthy` check to wait for it.
-
-    :param test: ``("CMD", "prog", "arg")``, ``("CMD-SHELL", "command")`` or ``("NONE",)``
-        (disables the image's own).
-    :param interval: seconds between checks; ``None`` keeps Docker's default (30 s).
-    :param timeout: seconds one check may run; :param retries: failures before unhealthy.
-    :param start_period: seconds during which failures do not count.
-    """
-
-    test: Sequence[str]
-    interval: float | None = None
-    timeout: float | None = None
-    retries: int | None = None
-    start_period: float | None = None
-
-    def __post_init__(self) -> None:
-        test = ("CMD-SHELL", self.test) if isinstance(self.test, str) else tuple(self.test)
-        if not test or test[0] not in {"CMD", "CMD-SHELL", "NONE"}:
-            raise SpecError(stack=None, service=None, field="healthcheck.test", value=self.test,
-                            problem="must start with CMD, CMD-SHELL or NONE",
-                            fix="write e.g. ['CMD', 'curl', '-f', 'http://localhost/'] or "
-                            "['CMD-SHELL', 'pg_isready']")
-        object.__setattr__(self, "test", test)
-
-    def engine_config(self) -> dict[str, Any]:
-        """The ``Healthcheck`` of Docker's create request (durations in nanoseconds)."""
-        config: dict[str, Any] = {"Test": list(self.test)}
-        for key, seconds in (("Interval", self.interval), ("Timeout", self.timeout),
-                             ("StartPeriod", self.start_period)):
-            if seconds is not None:
-                config[key] = int(seconds * 1e9)
-        if self.retries is not None:
-            config["Retries"] = self.retries
-        return config
 
 
 def _dependencies(
@@ -311,6 +106,17 @@ class ServiceSpec:
         (a bind mount; the host path must be absolute), or :class:`Mount` objects.
     :param ready_timeout: this service's deadline; ``None`` takes the settings' default.
     :param stop_timeout: seconds between SIGTERM and SIGKILL at teardown.
+    :param user: ``user[:group]`` to run as (name or id); ``None`` keeps the image's USER.
+    :param cap_add: the Linux capabilities the container gets: envkit drops all others
+        (Docker's usual set is :data:`DOCKER_DEFAULTS`); e.g. ``["CHOWN", "SETUID",
+        "SETGID"]`` for an entrypoint that chowns its data and switches user.
+    :param group_add: extra groups of the container's user, by name or id (a device's
+        group, to open it without root).
+    :param read_only: mount the image's file system read-only; give the paths the service
+        writes as *tmpfs* or *volumes*.
+    :param pids_limit: processes (and threads) the container may have; ``None`` for no
+        limit.
+    :param mem_limit: memory limit, bytes or ``"512m"``; ``None`` (the default) for none.
     """
 
     name: str
@@ -334,6 +140,11 @@ class ServiceSpec:
     init: bool = True
     stop_signal: str | None = None
     device_cgroup_rules: Sequence[str] = ()
+    cap_add: Sequence[str] = ()
+    group_add: Sequence[str | int] = ()
+    read_only: bool = False
+    pids_limit: int | None = DEFAULT_PIDS_LIMIT
+    mem_limit: int | str | None = None
 
     def __post_init__(self) -> None:
         self._check_name_and_image()
@@ -347,8 +158,8 @@ class ServiceSpec:
             value = getattr(self, name)
             value = shlex.split(value) if isinstance(value, str) else value
             put(self, name, tuple(str(v) for v in value) if value is not None else None)
-        put(self, "environment", _frozen(self.environment))
-        put(self, "labels", _frozen(self.labels))
+        put(self, "environment", Environment(self.environment))
+        put(self, "labels", frozen_map(self.labels))
         # One port may be given alone: "8080" is the port 8080, not the ports 8, 0, 8, 0.
         ports = (self.ports,) if isinstance(self.ports, str | int) else self.ports
         put(self, "ports", tuple(
@@ -360,18 +171,19 @@ class ServiceSpec:
         ))
         volumes = (self.volumes,) if isinstance(self.volumes, str | Mount) else self.volumes
         put(self, "volumes", tuple(parse_mount(v, service=self.name) for v in volumes))
-        put(self, "aliases", _seq(self.aliases))
+        put(self, "aliases", as_tuple(self.aliases))
         put(self, "ready", tuple(self.ready))
         deps = self.depends_on  # names by now: a mapping was split into names and conditions
         put(self, "depends_on", (deps,) if isinstance(deps, str) else tuple(deps))
-        put(self, "tmpfs", _seq(self.tmpfs))
-        put(self, "device_cgroup_rules", _seq(self.device_cgroup_rules))
+        put(self, "tmpfs", as_tuple(self.tmpfs))
+        put(self, "device_cgroup_rules", as_tuple(self.device_cgroup_rules))
         for rule in self.device_cgroup_rules:
             if not _CGROUP_RULE.match(rule):
                 raise self._fail("device_cgroup_rules", rule, "not a device cgroup rule",
                                  "write TYPE MAJOR:MINOR ACCESS, e.g. 'c 81:* rmw'")
         self._check_labels_and_timeouts()
         self._check_probed_ports()
+        self._check_privileges()
 
     def _fail(self, field_name: str, value: object, problem: str, fix: str) -> SpecError:
         return SpecError(
@@ -452,6 +264,20 @@ class ServiceSpec:
                 raise self._fail("ready", check.describe(),
                                  f"probes port {port}, which the service does not publish",
                                  f"add {port} to the service's ports")
+
+    def _check_privileges(self) -> None:
+        put, name = object.__setattr__, self.name
+        put(self, "cap_add", _privileges.capabilities(self.cap_add, field="cap_add",
+                                                      service=name))
+        put(self, "group_add", _privileges.group_names(self.group_add, service=name))
+        put(self, "pids_limit", _privileges.pids_limit(self.pids_limit, service=name))
+        put(self, "mem_limit", _privileges.memory_bytes(self.mem_limit, service=name))
+        if not isinstance(self.read_only, bool):
+            raise self._fail("read_only", self.read_only, "must be true or false",
+                             "write read_only=True, and tmpfs=[...] for the paths it writes")
+        if self.user is not None and (not isinstance(self.user, str) or not self.user.strip()):
+            raise self._fail("user", self.user, "must be user[:group], by name or id",
+                             "write e.g. user='1000:1000', or leave it out for the image's")
 
     def condition(self, dependency: str) -> str:
         """How this service waits for *dependency*: ``started``, ``healthy`` or ``completed``."""

@@ -207,6 +207,8 @@ class _Loader:
                 out[key] = [self._mount(v) for v in ([value] if isinstance(value, str) else value)]
             elif key in {"ready_timeout", "stop_timeout"}:
                 out[key] = float(value)
+            elif key == "pids_limit":
+                out[key] = int(value)
             elif key == "user":
                 out[key] = str(value)
             elif key == "ready":

@@ -230,9 +230,10 @@ def test_numeric_strings_are_numbers_and_one_string_port_is_one_port(tmp_path: P
      "subpattern at position 0"),
     ("portz: [1]",
      "field 'portz' = [1]: unknown field\n  fix: did you mean 'ports'? use one of: aliases, "
-     "build, command, conditions, depends_on, device_cgroup_rules, devices, entrypoint, "
-     "environment, healthcheck, image, init, labels, ports, ready, ready_timeout, stop_signal, "
-     "stop_timeout, tmpfs, use, user, volumes, with"),
+     "build, cap_add, command, conditions, depends_on, device_cgroup_rules, devices, "
+     "entrypoint, environment, group_add, healthcheck, image, init, labels, mem_limit, "
+     "pids_limit, ports, read_only, ready, ready_timeout, stop_signal, stop_timeout, tmpfs, "
+     "use, user, volumes, with"),
     ("command: {run: x}",
      "field 'command' = {'run': x}: must be a string or a list of strings"),
     ("labels: [a]",
