@@ -15,12 +15,13 @@ import docker
 import docker.errors
 import requests.exceptions
 from tenacity import (
-    retry as tenacity_retry,
-)
-from tenacity import (
+    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential,
+)
+from tenacity import (
+    retry as tenacity_retry,
 )
 
 from envkit.errors import EngineError, EngineUnavailableError
@@ -98,9 +99,13 @@ def connect(
     :raises EngineUnavailableError: when it does not, with the fix.
     """
     docker_host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    # A reset or a 5xx from an engine that is there gets two more tries: the error is
+    # remembered for the whole session. A refusal (no engine) fails at once.
+    opening = tenacity_retry(retry=retry_if_exception(_answered_badly),
+                             stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.1),
+                             reraise=True)
     try:
-        client = docker.from_env(environment=dict(environ), timeout=timeout, version="auto")
-        client.ping()
+        client = opening(_open)(environ, timeout)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineUnavailableError(docker_host=docker_host, cause=_short(exc)) from None
     return Engine(
@@ -110,6 +115,22 @@ def connect(
         remote=is_remote(environ.get("DOCKER_HOST")),
         environ={k: v for k, v in environ.items() if k.startswith("DOCKER_")},
     )
+
+
+def _open(environ: Mapping[str, str], timeout: int) -> docker.DockerClient:
+    client = docker.from_env(environment=dict(environ), timeout=timeout, version="auto")
+    try:
+        client.ping()
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _answered_badly(exc: BaseException) -> bool:
+    # docker-py wraps a failed version negotiation in a DockerException "from" the cause.
+    cause = exc if is_transient(exc) else exc.__cause__
+    return cause is not None and is_transient(cause) and not refused(cause)
 
 
 def _short(exc: BaseException) -> str:
@@ -133,6 +154,37 @@ def _is_transient_or_missing_network(exc: BaseException) -> bool:
     return is_transient(exc)
 
 
+#: Seconds a request keeps trying while the engine refuses connections (a daemon restart
+#: takes a few), after its attempts are spent; a refused request never reached the engine.
+RESTART_WINDOW = 15.0
+
+
+def refused(exc: BaseException | None) -> bool:
+    """Whether *exc* means nothing listens on the engine's socket (down or restarting)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ConnectionRefusedError | FileNotFoundError):
+            return True
+        inner = [a for a in exc.args if isinstance(a, BaseException)]
+        exc = inner[-1] if inner else getattr(exc, "reason", None) or exc.__cause__
+        exc = exc if isinstance(exc, BaseException) else None
+        seen += 1
+    return False
+
+
+def _stop(attempts: int) -> Callable[[RetryCallState], bool]:
+    """Stop after *attempts*, unless the engine is refusing connections (see above)."""
+    by_count = stop_after_attempt(attempts)
+
+    def stop(state: RetryCallState) -> bool:
+        failure = state.outcome.exception() if state.outcome else None
+        restarting = attempts > 1 and refused(failure) and (
+            state.seconds_since_start or 0.0) < RESTART_WINDOW
+        return by_count(state) and not restarting
+
+    return stop
+
+
 def call(
     action: str,
     fn: Callable[[], T],
@@ -150,7 +202,7 @@ def call(
     predicate = _is_transient_or_missing_network if network_race else is_transient
     retrying = tenacity_retry(
         retry=retry_if_exception(predicate),
-        stop=stop_after_attempt(attempts),
+        stop=_stop(attempts),
         wait=wait_exponential(multiplier=0.1, max=1.0),
         reraise=True,
     )
