@@ -209,13 +209,28 @@ class Stack(Faults):
                 ),
             )
         except EngineError as exc:
-            if getattr(exc.__cause__, "status_code", None) == 409:
-                raise StackStateError(
-                    f"a stack {self.id} already exists on this engine",
-                    fix="give this instance another name, use another ENVKIT_SESSION per "
-                    f"concurrent run, or remove the other with `envkit down {self.id}`",
-                ) from None
-            raise
+            if getattr(exc.__cause__, "status_code", None) != 409:
+                raise
+            if self._network_is_ours():
+                return  # made by an attempt whose answer was lost
+            raise StackStateError(
+                f"a stack {self.id} already exists on this engine",
+                fix="give this instance another name, use another ENVKIT_SESSION per "
+                f"concurrent run, or remove the other with `envkit down {self.id}`",
+            ) from None
+
+    def _network_is_ours(self) -> bool:
+        """Whether the network in the way is this stack's own, made by an earlier attempt.
+
+        When the engine's answer to a create is lost (a reset connection), the retry finds
+        the network made: its labels, down to the owner and the creation time, say so.
+        """
+        try:
+            found = _engine.call(f"inspect network {self.network}",
+                                 lambda: self.engine.client.networks.get(self.network))
+        except EngineError:
+            return False
+        return bool(found.attrs.get("Labels") == self.ownership.stack_labels())
 
     def volume(self, name: str) -> str:
         """The engine's name for the stack's volume *name* (``<network>-<name>``)."""
