@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import requests
 from docker.errors import DockerException, ImageNotFound
@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 
 from envkit import _engine
 from envkit._context import Context, context_tar
+from envkit._engines import transfer
 from envkit._images_naming import LABEL_BASE, LABEL_HASH, LABEL_IMAGE, LABEL_PROJECT, image_tag
 from envkit.errors import EngineError, ImageBuildError, ImageError
 
@@ -93,18 +94,73 @@ def locked(lock_dir: Path, tag: str, say: Say) -> Iterator[None]:
         lock.release()
 
 
-def build_once(api: Any, plan: Plan, *, lock_dir: Path, say: Say) -> None:
+class Sources(Protocol):
+    """Other engines an image can be copied from instead of made (``_engines.Peers``)."""
+
+    def apis(self) -> list[tuple[str, Any]]: ...
+
+
+def build_once(
+    api: Any, plan: Plan, *, lock_dir: Path, say: Say, engine: str = "",
+    peers: Sources | None = None,
+) -> None:  # fmt: skip
     """Build *plan* unless its tag is present; one process builds, the others wait.
 
+    :param engine: with *peers*, the key of this engine (see :func:`obtain`).
     :raises ImageBuildError: the build failed; carries the build log.
     :raises EngineError: the engine kept refusing a request.
     """
-    if find_image(api, plan.tag) is not None:
+    obtain(api, plan.tag, lock_dir=lock_dir, say=say, engine=engine, peers=peers,
+           make=lambda: build(api, plan, say=say))
+
+
+def obtain(
+    api: Any, tag: str, *, lock_dir: Path, say: Say, make: Callable[[], None],
+    engine: str = "", peers: Sources | None = None,
+    have: Callable[[Any], bool] | None = None,
+) -> None:  # fmt: skip
+    """Make *tag* present on the engine of *api*: copied from a peer that has it, else made.
+
+    Once per engine: the lock is named after *engine* and the tag, so workers bound to
+    different engines fill each their own at once. Made once in all: an image no engine
+    has is made under a second lock named after the tag alone, and whoever waited on it
+    copies the result. With one engine (no *peers*) this is one lock per tag, as ever.
+
+    :param make: builds or bootstraps *tag* on this engine.
+    :param have: whether an engine's API client has a usable *tag* (default: it exists).
+    :raises ImageBuildError: making it failed; :raises EngineError: the engine refused.
+    """
+    def exists(client: Any) -> bool:
+        return find_image(client, tag) is not None
+
+    present = have or exists
+    if present(api):
         return
-    with locked(lock_dir, plan.tag, say):
-        # Another worker may have built it while we waited for the lock.
-        if find_image(api, plan.tag) is None:
-            build(api, plan, say=say)
+    with locked(lock_dir, f"{engine}-{tag}" if engine else tag, say):
+        # Another worker may have made it while we waited for the lock.
+        if present(api) or (peers is not None and _copy(peers, api, tag, present, say)):
+            return
+        if peers is None:
+            make()
+            return
+        with locked(lock_dir, tag, say):
+            if not _copy(peers, api, tag, present, say):
+                make()
+
+
+def _copy(peers: Sources, api: Any, tag: str, present: Callable[[Any], bool], say: Say) -> bool:
+    """Copy *tag* from the first peer that has it; whether it is here now."""
+    for url, peer in peers.apis():
+        try:
+            if not present(peer):
+                continue
+            transfer(peer, api, tag, say=say)
+        except EngineError as exc:
+            say(f"copying {tag} from {url} failed ({exc.cause}); trying elsewhere")
+            continue
+        if present(api):
+            return True
+    return False
 
 
 def build(api: Any, plan: Plan, *, say: Say) -> None:

@@ -72,6 +72,70 @@ def _words(raw: str | None) -> tuple[str, ...]:
     return tuple(word for word in (raw or "").replace(",", " ").split() if word)
 
 
+DOCKER_HOSTS_ENV = "ENVKIT_DOCKER_HOSTS"
+#: Engine URL schemes a worker can be bound to (docker-py's own, less Windows pipes).
+ENGINE_SCHEMES = ("unix", "tcp", "ssh")
+_HOSTS_FIX = (f"set {DOCKER_HOSTS_ENV} to comma-separated engine URLs, each optionally "
+              "weighted with *N, e.g. unix:///var/run/docker.sock*2,tcp://ci-2:2376 "
+              "(or unset it to use DOCKER_HOST alone)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineHost:
+    """One engine of ``ENVKIT_DOCKER_HOSTS``: its URL and its share of the workers.
+
+    :param url: the engine URL, as ``DOCKER_HOST`` would hold it.
+    :param weight: how many workers it gets per round, relative to the others.
+    """
+
+    url: str
+    weight: int = 1
+
+    def __str__(self) -> str:
+        return self.url if self.weight == 1 else f"{self.url}*{self.weight}"
+
+
+def parse_docker_hosts(raw: str | None) -> tuple[EngineHost, ...]:
+    """Parse ``ENVKIT_DOCKER_HOSTS``: ``URL[*WEIGHT]`` entries separated by commas.
+
+    Empty entries (a trailing comma) are ignored; an empty or unset value gives ``()``,
+    which means one engine, the one ``DOCKER_HOST`` names, as without the variable.
+
+    :raises EnvkitError: for a scheme other than unix, tcp or ssh, a URL without a path
+        or host, a weight that is not a positive integer, or a URL listed twice.
+    """
+    hosts: list[EngineHost] = []
+    for entry in (part.strip() for part in (raw or "").split(",")):
+        if not entry:
+            continue
+        url, star, weight_text = entry.rpartition("*") if "*" in entry else (entry, "", "")
+        url = url.strip()
+        weight = _weight(entry, weight_text.strip()) if star else 1
+        _check_url(entry, url)
+        if any(h.url == url for h in hosts):
+            raise EnvkitError(f"{DOCKER_HOSTS_ENV}: engine {url!r} is listed twice",
+                              fix=f"list it once, with a weight such as {url}*2")
+        hosts.append(EngineHost(url=url, weight=weight))
+    return tuple(hosts)
+
+
+def _weight(entry: str, text: str) -> int:
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise EnvkitError(f"{DOCKER_HOSTS_ENV}: entry {entry!r} has weight {text!r}, not a "
+                      "positive whole number", fix=_HOSTS_FIX)
+
+
+def _check_url(entry: str, url: str) -> None:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ENGINE_SCHEMES:
+        raise EnvkitError(f"{DOCKER_HOSTS_ENV}: entry {entry!r} is not a unix://, tcp:// "
+                          "or ssh:// engine URL", fix=_HOSTS_FIX)
+    if not rest.strip("/") or any(c.isspace() for c in rest):
+        raise EnvkitError(f"{DOCKER_HOSTS_ENV}: entry {entry!r} names no socket path or host",
+                          fix=_HOSTS_FIX)
+
+
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
     """Envkit's cache directory: ``$XDG_CACHE_HOME/envkit``, else ``~/.cache/envkit``."""
     base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".cache")
@@ -99,6 +163,8 @@ class Settings:
     """What envkit needs to know about its surroundings, resolved once.
 
     :param docker_host: the engine URL (``DOCKER_HOST``); ``None`` means the local socket.
+    :param docker_hosts: the engines workers are spread over (``ENVKIT_DOCKER_HOSTS``);
+        empty means one engine, ``docker_host``.
     :param session: a run-wide id shared by all workers (``ENVKIT_SESSION``), if set.
     :param stack: the default stack name or spec path (``ENVKIT_STACK``).
     :param root: the project root: relative build contexts and ``images/<name>`` resolve
@@ -118,6 +184,7 @@ class Settings:
     """
 
     docker_host: str | None = None
+    docker_hosts: tuple[EngineHost, ...] = ()
     session: str | None = None
     stack: str = "default"
     root: Path = field(default_factory=Path.cwd)
@@ -145,6 +212,7 @@ class Settings:
         where = root if root is not None else Path.cwd()
         return cls(
             docker_host=environ.get("DOCKER_HOST") or None,
+            docker_hosts=parse_docker_hosts(environ.get(DOCKER_HOSTS_ENV)),
             session=session_from_env(environ),
             stack=environ.get("ENVKIT_STACK") or "default",
             root=where,

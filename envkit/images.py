@@ -31,7 +31,7 @@ from docker.errors import DockerException
 
 from envkit import _engine, _rootfs, _wheels
 from envkit._context import Context, hash_context, list_context
-from envkit._images_build import Plan, build_once, find_image, locked
+from envkit._images_build import Plan, Sources, build_once, find_image, obtain
 from envkit._images_naming import (
     BASE_REPO,
     LABEL_BASE,
@@ -83,6 +83,9 @@ class ImageBuilder:
     :param base_packages: Debian packages the project adds to the base of its own builds.
     :param mirror: Debian mirror the bases are bootstrapped from.
     :param progress: receives one line per build step; None keeps builds quiet.
+    :param engine: with several engines, the key of the client's engine (lock names).
+    :param peers: the other engines, from which a missing image is copied rather than
+        built or bootstrapped again (``ENVKIT_DOCKER_HOSTS``); None for one engine.
     """
 
     def __init__(
@@ -97,8 +100,12 @@ class ImageBuilder:
         base_packages: Sequence[str] = (),
         mirror: str = DEFAULT_MIRROR,
         progress: Callable[[str], None] | None = None,
+        engine: str = "",
+        peers: Sources | None = None,
     ) -> None:
         self._client = client
+        self._engine = engine
+        self._peers = peers
         self._api = client.api
         self.root = Path(root)
         self.project = fold_project(project)
@@ -166,7 +173,8 @@ class ImageBuilder:
         :raises EngineError: the engine kept refusing a request.
         """
         plan = self._plan(build, make=True)
-        build_once(self._api, plan, lock_dir=self._lock_dir, say=self._say)
+        build_once(self._api, plan, lock_dir=self._lock_dir, say=self._say,
+                   engine=self._engine, peers=self._peers)
         return plan.tag
 
     def ensure_base(self, packages: Sequence[str] | None = None) -> str:
@@ -232,7 +240,8 @@ class ImageBuilder:
                     fix=f"start the Dockerfile with `ARG {BASE_ARG}` and `FROM ${{{BASE_ARG}}}`")
             deps = self._deps_plan(b, namespace, base_ref, base_id, make=make)
             if make:
-                build_once(self._api, deps, lock_dir=self._lock_dir, say=self._say)
+                build_once(self._api, deps, lock_dir=self._lock_dir, say=self._say,
+                           engine=self._engine, peers=self._peers)
             base_ref, base_id = deps.tag, deps.digest
         if base_ref:
             args[BASE_ARG] = base_ref
@@ -339,22 +348,25 @@ class ImageBuilder:
 
     def _ensure_own_base(self, tag: str, packages: tuple[str, ...]) -> dict[str, Any]:
         want = packages_digest(packages)
+
+        def usable(api: Any) -> bool:
+            found = find_image(api, tag)
+            return found is not None and label(found, LABEL_PACKAGES) == want
+
+        def bootstrap() -> None:
+            self._say(f"bootstrapping {tag} from {self._mirror} (about a minute)")
+            image_id = _rootfs.bootstrap_and_import(
+                self._api, suite=self._suite, mirror=self._mirror, packages=packages,
+                changes=[f"LABEL {LABEL_PACKAGES}={want}",
+                         f'LABEL {LABEL_PACKAGE_LIST}="{" ".join(packages)}"'],
+                progress=self._say, tag=tag,
+            )  # fmt: skip
+            version = tag.split(":", 1)[1]
+            _engine.call(f"tag {tag}", lambda: self._api.tag(image_id, BASE_REPO, version))
+
+        obtain(self._api, tag, lock_dir=self._lock_dir, say=self._say, make=bootstrap,
+               engine=self._engine, peers=self._peers, have=usable)
         info = self._inspect(tag)
-        if info is not None and label(info, LABEL_PACKAGES) == want:
-            return info
-        with locked(self._lock_dir, tag, self._say):
-            info = self._inspect(tag)
-            if info is None or label(info, LABEL_PACKAGES) != want:
-                self._say(f"bootstrapping {tag} from {self._mirror} (about a minute)")
-                image_id = _rootfs.bootstrap_and_import(
-                    self._api, suite=self._suite, mirror=self._mirror, packages=packages,
-                    changes=[f"LABEL {LABEL_PACKAGES}={want}",
-                             f'LABEL {LABEL_PACKAGE_LIST}="{" ".join(packages)}"'],
-                    progress=self._say, tag=tag,
-                )  # fmt: skip
-                version = tag.split(":", 1)[1]
-                _engine.call(f"tag {tag}", lambda: self._api.tag(image_id, BASE_REPO, version))
-                info = self._inspect(tag)
         if info is None:
             raise ImageError(image=tag, problem="vanished after import", fix="retry")
         return info
