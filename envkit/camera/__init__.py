@@ -1,7 +1,9 @@
 """envkit's camera kit, on top of envkit's generic core.
 
 MediaMTX (upstream or stand-in), the reference camera service, the ``default`` stack,
-JWTs for it, and a JSON-RPC client.
+JWTs for it, a JSON-RPC client, per-worker leases of host cameras (:class:`Grant`,
+:class:`Lease`, :class:`CameraLeaseError`) and hot-plug (:func:`plug_camera`,
+:func:`unplug_camera`).
 
 It reaches the core only through public extension points (a :class:`envkit.Kit` under the
 ``envkit.kits`` entry point, and a pytest plugin of its own), the ones a team's kit uses.
@@ -34,6 +36,12 @@ _EXPORTS = {
     "rtsp_url": "envkit.camera.stack",
     "token": "envkit.camera.stack",
     "ws_url": "envkit.camera.stack",
+    "plug_camera": "envkit.camera.hotplug",
+    "unplug_camera": "envkit.camera.hotplug",
+    "V4L2_RULE": "envkit.camera.hotplug",
+    "CameraLeaseError": "envkit.camera.leases",
+    "Grant": "envkit.camera.leases",
+    "Lease": "envkit.camera.leases",
 }
 _RENAMED = {"mediamtx_service": "service"}
 
@@ -41,7 +49,11 @@ __all__ = [
     "KIT",
     "STANDIN",
     "UPSTREAM_IMAGE",
+    "V4L2_RULE",
+    "CameraLeaseError",
     "Choice",
+    "Grant",
+    "Lease",
     "RpcClient",
     "RpcError",
     "RpcTimeoutError",
@@ -54,8 +66,10 @@ __all__ = [
     "mediamtx_service",
     "mint_token",
     "new_secret",
+    "plug_camera",
     "rtsp_url",
     "token",
+    "unplug_camera",
     "upstream",
     "ws_url",
 ]

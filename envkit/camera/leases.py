@@ -231,6 +231,16 @@ def worker_grant(ctx: KitContext) -> Grant | None:
     return ctx.memo("camera.worker-grant", lambda: request(ctx, int(count)))
 
 
+def stack_grant(ctx: KitContext, service: str, count: int) -> Grant:
+    """Cameras for a stack file's ``camera-service`` block (``cameras: N``), per process.
+
+    Leased once per worker and service name, like :func:`worker_grant`, and held until
+    the worker exits: a block is resolved each time a stack is made from its file, and
+    every stack of one worker may share that worker's devices.
+    """
+    return ctx.memo(f"camera.stack-grant:{service}:{count}", lambda: request(ctx, count))
+
+
 def container_mapping(device: str) -> str:
     """``host:/dev/videoN`` for a leased node named ``videoN`` anywhere (test stand-ins)."""
     name = os.path.basename(device)

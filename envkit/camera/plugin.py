@@ -101,16 +101,38 @@ def envkit_cameras(request: pytest.FixtureRequest, envkit_session: Envkit) -> It
     (:func:`envkit.camera.hotplug.plug_camera`), and ``synthetic`` counts the cameras the
     ``synthetic`` policy made up for missing ones.
     """
+    from envkit.camera.leases import CameraLeaseError
     from envkit.camera.leases import request as lease
 
-    marker = request.node.get_closest_marker("envkit_cameras")
-    count = int(marker.args[0]) if marker and marker.args else 1
-    real = bool(marker.kwargs.get("real", True)) if marker else True
-    grant = lease(envkit_session, count, real=real)
+    count, real = _asked(request.node.get_closest_marker("envkit_cameras"))
+    try:
+        grant = lease(envkit_session, count, real=real)
+    except CameraLeaseError as exc:  # fail or wait past its deadline: say why, no traceback
+        refused = f"envkit: {exc}"
+    else:
+        refused = ""
+    if refused:  # outside the except: pytest would show the lease error as a cause
+        pytest.fail(refused, pytrace=False)
     try:
         yield grant
     finally:
         grant.release()
+
+
+def _asked(marker: pytest.Mark | None) -> tuple[int, bool]:
+    """The marker's ``(n, real)``, ``(1, True)`` without one; a bad value fails the test."""
+    if marker is None:
+        return 1, True
+    count = marker.args[0] if marker.args else marker.kwargs.get("n", 1)
+    real = marker.kwargs.get("real", True)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        pytest.fail(f"envkit: @pytest.mark.envkit_cameras({count!r}): n is not a number of "
+                    "cameras\n  fix: write e.g. @pytest.mark.envkit_cameras(1)", pytrace=False)
+    if not isinstance(real, bool):
+        pytest.fail(f"envkit: @pytest.mark.envkit_cameras(real={real!r}): real is not True or "
+                    "False\n  fix: real=True leases host cameras, real=False asks for "
+                    "synthetic ones", pytrace=False)
+    return count, real
 
 
 @pytest.fixture(autouse=True)

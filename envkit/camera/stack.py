@@ -69,29 +69,77 @@ def camera_service(
                    depends_on={mediamtx_host: svc.condition("mediamtx")})
 
 
-_BLOCK_OPTIONS = ("name", "mediamtx", "synthetic", "secret")
+_BLOCK_OPTIONS = ("name", "mediamtx", "synthetic", "secret", "cameras", "hotplug")
+
+
+def _block_error(field: str, value: object, problem: str, fix: str) -> SpecError:
+    return SpecError(stack=None, service=None, field=f"with.{field}", value=value,
+                     problem=problem, fix=fix)
+
+
+def _count(value: object) -> int:
+    """``with.cameras``: a whole number, 0 or more (a digit string from ``${VAR}`` too)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise _block_error("cameras", value, "not a number of cameras (a whole number, 0 or more)",
+                       "write e.g. cameras: 1 (host cameras leased to the worker), or 0")
+
+
+def _flag(value: object) -> bool:
+    """``with.hotplug``: true or false (``"true"``/``"false"`` from ``${VAR}`` too)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise _block_error("hotplug", value, "not true or false",
+                       "write hotplug: true to let plug_camera add real V4L2 devices")
+
+
+def _leased(ctx: KitContext, name: str, count: int) -> tuple[tuple[str, ...], str | None]:
+    """Devices to map and the synthetic setting for a block asking for *count* cameras."""
+    if count == 0:
+        return (), None
+    from envkit.camera.leases import container_mapping, stack_grant
+
+    grant = stack_grant(ctx, name, count)
+    synthetic = str(grant.synthetic) if grant.synthetic else "0"
+    return tuple(container_mapping(d) for d in grant.devices), synthetic
 
 
 def block(ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
     """The ``camera-service`` block of stack files.
 
-    Options: name, mediamtx, synthetic, secret; by default a fresh secret and one
-    synthetic camera, no host devices.
+    Options: name, mediamtx, synthetic, secret, cameras, hotplug; by default a fresh
+    secret and one synthetic camera, no host devices. ``cameras: N`` leases N host
+    cameras to the worker (as ``--envkit-cameras`` does for the default stack, under
+    the run's camera policy) and maps them alone; ``hotplug: true`` gives the service
+    the V4L2 device cgroup rule :func:`~envkit.camera.hotplug.plug_camera` needs.
 
-    :raises SpecError: for an option the block does not take.
+    :raises SpecError: for an option the block does not take, or a bad value.
+    :raises CameraLeaseError: when the cameras cannot be leased and the policy says so.
     """
     unknown = sorted(set(options) - set(_BLOCK_OPTIONS))
     if unknown:
-        raise SpecError(stack=None, service=None, field=f"with.{unknown[0]}",
-                        value=options[unknown[0]],
-                        problem="not an option of block 'camera-service'",
-                        fix=f"the camera-service block takes: {', '.join(_BLOCK_OPTIONS)}")
-    return camera_service(
-        secret=str(options.get("secret") or new_secret()),
-        synthetic=None if options.get("synthetic") is None else str(options["synthetic"]),
-        mediamtx_host=str(options.get("mediamtx", "mediamtx")),
-        name=str(options.get("name", SERVICE)),
+        raise _block_error(unknown[0], options[unknown[0]],
+                           "not an option of block 'camera-service'",
+                           f"the camera-service block takes: {', '.join(_BLOCK_OPTIONS)}")
+    name = str(options.get("name", SERVICE))
+    hotplug = _flag(options.get("hotplug", False))
+    devices, synthetic = _leased(ctx, name, _count(options.get("cameras", 0)))
+    if options.get("synthetic") is not None:
+        synthetic = str(options["synthetic"])
+    svc = camera_service(
+        secret=str(options.get("secret") or new_secret()), devices=devices,
+        synthetic=synthetic, mediamtx_host=str(options.get("mediamtx", "mediamtx")),
+        name=name,
     )
+    if not hotplug:
+        return svc
+    from envkit.camera.hotplug import V4L2_RULE
+
+    return replace(svc, device_cgroup_rules=[*svc.device_cgroup_rules, V4L2_RULE])
 
 
 def default_stack(
