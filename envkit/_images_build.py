@@ -136,27 +136,36 @@ def obtain(
     present = have or exists
     if present(api):
         return
+    failed: set[str] = set()
     with locked(lock_dir, f"{engine}-{tag}" if engine else tag, say):
         # Another worker may have made it while we waited for the lock.
-        if present(api) or (peers is not None and _copy(peers, api, tag, present, say)):
+        if present(api) or (peers is not None and _copy(peers, api, tag, present, say=say,
+                                                         failed=failed)):
             return
         if peers is None:
             make()
             return
         with locked(lock_dir, tag, say):
-            if not _copy(peers, api, tag, present, say):
+            # An engine may have made it while we waited; one that failed is not asked again.
+            if not _copy(peers, api, tag, present, say=say, failed=failed):
                 make()
 
 
-def _copy(peers: Sources, api: Any, tag: str, present: Callable[[Any], bool], say: Say) -> bool:
-    """Copy *tag* from the first peer that has it; whether it is here now."""
+def _copy(
+    peers: Sources, api: Any, tag: str, present: Callable[[Any], bool], *, say: Say,
+    failed: set[str],
+) -> bool:  # fmt: skip
+    """Copy *tag* from the first peer that has it (none in *failed*); whether it is here."""
     for url, peer in peers.apis():
+        if url in failed:
+            continue
         try:
             if not present(peer):
                 continue
             transfer(peer, api, tag, say=say)
         except EngineError as exc:
-            say(f"copying {tag} from {url} failed ({exc.cause}); trying elsewhere")
+            failed.add(url)
+            say(f"copying {tag} from {url} failed ({exc.cause}); making it here instead")
             continue
         if present(api):
             return True
