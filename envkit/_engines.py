@@ -202,7 +202,9 @@ def image_sources(
 
 def sweep_scope(settings: Settings, run: str, engine: Engine) -> str:
     """What one sweep election covers: the run, and with several engines the engine too."""
-    return f"{run}-{key(engine.docker_host)}" if several(settings) else run
+    if not several(settings):
+        return run
+    return f"{run}-{hashlib.sha256(engine.docker_host.encode()).hexdigest()[:8]}"
 
 
 def leftovers(

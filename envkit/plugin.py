@@ -293,7 +293,9 @@ def _stderr_line(line: str) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """One line from settings alone: the header must not reach for the engine."""
     holder = config.stash[HOLDER_KEY]
-    where = holder.settings.docker_host or "the local engine"
+    hosts = holder.settings.docker_hosts
+    where = (f"engines {', '.join(map(str, hosts))} (one per worker)" if len(hosts) > 1
+             else (hosts[0].url if hosts else holder.settings.docker_host) or "the local engine")
     return [f"envkit: session {holder.session}, stack {holder.settings.stack!r}, "
             f"project {holder.settings.project!r}, {where} (connected on first use)"]
 

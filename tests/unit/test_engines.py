@@ -173,3 +173,16 @@ def test_racing_workers_on_two_engines_make_it_once(tmp_path: Path) -> None:
         t.join()
     assert len(made) == 1
     assert main.images[TAG] == second.images[TAG]
+
+
+def test_the_sweep_is_elected_per_engine_only_with_several() -> None:
+    class Bound:
+        def __init__(self, url: str) -> None:
+            self.docker_host = url
+
+    run = "f" * 32
+    alone = Settings.from_env({})
+    both = Settings.from_env({"ENVKIT_DOCKER_HOSTS": f"{A},{B}"})
+    assert _engines.sweep_scope(alone, run, Bound(A)) == run  # type: ignore[arg-type]
+    scopes = {_engines.sweep_scope(both, run, Bound(u)) for u in (A, B)}  # type: ignore[arg-type]
+    assert len(scopes) == 2 and all(s.startswith(run) and len(s) <= 64 for s in scopes)
