@@ -7,7 +7,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -58,16 +57,18 @@ def test_another_process_holds_a_device_exclusively(tmp_path: Path, devs: list[s
         proc.wait()
 
 
-def test_sigkilled_holder_frees_its_lease_within_a_second(tmp_path: Path,
-                                                          devs: list[str]) -> None:
+def test_sigkilled_holder_frees_its_lease(tmp_path: Path, devs: list[str]) -> None:
+    """The kernel drops a killed holder's flock: no stale lock, no pid check.
+
+    How soon is measured by bench/bench_camera_lease.py (a figure, never asserted here).
+    """
     proc, held = _holder(tmp_path / "locks", devs[:1])
     assert held == devs[0]
+    with pytest.raises(leases.CameraLeaseError):
+        leases.acquire(devs[:1], 1, tmp_path / "locks", policy="fail")
     os.kill(proc.pid, signal.SIGKILL)
-    killed = time.monotonic()
-    grant = leases.acquire(devs[:1], 1, tmp_path / "locks", policy="wait", wait=1.0)
-    freed_after = time.monotonic() - killed
-    proc.wait()
-    assert grant.devices == (devs[0],) and freed_after < 1.0, freed_after
+    grant = leases.acquire(devs[:1], 1, tmp_path / "locks", policy="wait", wait=30.0)
+    assert proc.wait() == -signal.SIGKILL and grant.devices == (devs[0],)
 
 
 def test_wait_policy_gets_the_device_when_its_holder_exits(tmp_path: Path,
@@ -105,10 +106,14 @@ def test_skip_and_fail_policies_say_why(tmp_path: Path, devs: list[str]) -> None
 
 
 def test_wait_does_not_wait_for_devices_that_do_not_exist(tmp_path: Path) -> None:
-    start = time.monotonic()
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for a device that does not exist")
+
     with pytest.raises(leases.CameraLeaseError, match="0 free of 0"):
-        leases.acquire([], 1, tmp_path / "locks", policy="wait", wait=30)
-    assert time.monotonic() - start < 1
+        leases.acquire([], 1, tmp_path / "locks", policy="wait", wait=30, sleep=no_sleep)
+    with pytest.raises(leases.CameraLeaseError, match=r"3 camera\(s\) asked for, 2 free of 2"):
+        leases.acquire([str(tmp_path / "a"), str(tmp_path / "b")], 3, tmp_path / "locks",
+                       policy="wait", wait=30, sleep=no_sleep)
 
 
 def test_all_or_nothing_holds_nothing_between_attempts(tmp_path: Path,
