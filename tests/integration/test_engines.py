@@ -30,8 +30,10 @@ from envkit.inventory import list_resources, list_stacks
 from envkit.session import Envkit
 
 CLEAN_WITHIN = 30.0
+# No sweep (it would judge other tests' planted stacks on the shared engine) and no warm
+# pool (spares would only add stacks to start and remove on a busy machine).
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-          "-q", "--envkit-no-sweep"]
+          "-q", "--envkit-no-sweep", "--envkit-pool", "0"]
 
 #: Each test starts a demo stack, proves its services talk, says so, and holds it until
 #: the outer test has looked (a ``go`` file) so both workers' stacks are up at once.
@@ -148,48 +150,55 @@ def _kill(run: subprocess.Popen[bytes]) -> None:
     run.wait(timeout=30)
 
 
-def test_a_run_over_two_engines_puts_each_worker_on_its_own_and_ends_clean(
-    engines: dict[str, docker.DockerClient], sessions: list[str], tmp_path: Path,
-) -> None:
+def _clean_run(engines: dict[str, docker.DockerClient], session: str, folder: Path) -> None:
+    """A run that passes: each worker's stacks on its own engine, nothing left after."""
     main_url, second_url = engines
     hosts = f"{main_url},{second_url}"
-    session = f"two{uuid.uuid4().hex[:8]}"
-    sessions.append(session)
-    run = _start(tmp_path / "run", session, hosts)
+    run = _start(folder, session, hosts)
     try:
-        _wait(lambda: _both_up(tmp_path / "run", run), 240, "both workers' stacks")
+        _wait(lambda: _both_up(folder, run), 240, "both workers' stacks")
         listed = [s for s in _ps(hosts) if s["session"] == session]
         where = {str(s["worker"]): s["engine"] for s in listed}
         assert where == {"gw0": main_url, "gw1": second_url}, listed
-        (tmp_path / "run" / "go").touch()
+        (folder / "go").touch()
         out, _ = run.communicate(timeout=120)
     finally:
         _kill(run)
     assert run.returncode == 0, out.decode()
     assert b"2 passed" in out, out.decode()
     assert _left(engines, session) == {}
-    # The second engine's base was copied, not bootstrapped: the same image ID.
-    bases = [{i.id for i in client.images.list(name="envkit/base")}
-             for client in engines.values()]
-    assert bases[1] and bases[1] <= bases[0], bases
 
 
-def test_sigkill_of_a_run_over_two_engines_leaves_both_clean_within_30s(
-    engines: dict[str, docker.DockerClient], sessions: list[str], tmp_path: Path,
-    record_property: Callable[[str, object], None],
-) -> None:
+def _killed_run(engines: dict[str, docker.DockerClient], session: str, folder: Path) -> float:
+    """A run killed with SIGKILL while both engines hold its stacks; seconds to clean."""
     main_url, second_url = engines
-    session = f"kill{uuid.uuid4().hex[:8]}"
-    sessions.append(session)
-    run = _start(tmp_path / "run", session, f"{main_url},{second_url}")
+    run = _start(folder, session, f"{main_url},{second_url}")
     try:
-        _wait(lambda: _both_up(tmp_path / "run", run), 240, "both workers' stacks")
+        _wait(lambda: _both_up(folder, run), 240, "both workers' stacks")
         on = {url for url, client in engines.items() if list_resources(client, session=session)}
         assert on == set(engines), f"stacks on {on}, expected on both engines"
         os.killpg(run.pid, signal.SIGKILL)
-        cleaned = _wait(lambda: not _left(engines, session), CLEAN_WITHIN,
-                        f"session {session} to be gone from both engines")
+        return _wait(lambda: not _left(engines, session), CLEAN_WITHIN,
+                     f"session {session} to be gone from both engines after SIGKILL")
     finally:
         _kill(run)
+
+
+def test_runs_over_two_engines_put_each_worker_on_its_own_and_leave_both_clean(
+    engines: dict[str, docker.DockerClient], sessions: list[str], tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """A passing run, then a run killed with SIGKILL (one test: one second dockerd).
+
+    The second engine starts empty, so the first run also proves the copy: its base has
+    the main engine's image ID (a bootstrap would give another).
+    """
+    clean, killed = f"two{uuid.uuid4().hex[:8]}", f"kill{uuid.uuid4().hex[:8]}"
+    sessions.extend([clean, killed])
+    _clean_run(engines, clean, tmp_path / "clean")
+    bases = [{i.id for i in client.images.list(name="envkit/base")}
+             for client in engines.values()]
+    assert bases[1] and bases[1] <= bases[0], bases
+    cleaned = _killed_run(engines, killed, tmp_path / "killed")
     record_property("sigkill_clean_seconds", round(cleaned, 2))
     print(f"SIGKILL over two engines: both clean {cleaned:.2f}s after the signal")
