@@ -5,19 +5,21 @@ No Docker: image copies run between fake API clients that hold images as dicts.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import docker.errors
 import pytest
 
-from envkit import _engines
+from envkit import _engines, cli, labels, reaper
 from envkit._images_build import obtain
 from envkit.config import EngineHost, Settings, parse_docker_hosts
-from envkit.errors import EnvkitError
+from envkit.errors import EngineUnavailableError, EnvkitError
 
 A, B, C = "unix:///var/run/docker.sock", "unix:///tmp/e2/s.sock", "tcp://ci-2:2376"
 
@@ -186,3 +188,88 @@ def test_the_sweep_is_elected_per_engine_only_with_several() -> None:
     assert _engines.sweep_scope(alone, run, Bound(A)) == run  # type: ignore[arg-type]
     scopes = {_engines.sweep_scope(both, run, Bound(u)) for u in (A, B)}  # type: ignore[arg-type]
     assert len(scopes) == 2 and all(s.startswith(run) and len(s) <= 64 for s in scopes)
+
+
+class ListApi:
+    """An engine holding one container per given stack, listed through label filters."""
+
+    def __init__(self, stacks: dict[str, str]) -> None:
+        self.stacks = stacks  # stack id -> session
+
+    def containers(self, *, all: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        found = []
+        for stack, session in self.stacks.items():
+            have = {labels.SESSION: session, labels.STACK: stack, labels.WORKER: "gw0",
+                    labels.SERVICE: "web"}
+            if all_match(have, filters["label"]):
+                found.append({"Names": [f"/{stack}-web"], "State": "running",
+                              "Labels": have, "Ports": []})
+        return found
+
+    def networks(self, *, filters: Any) -> list[dict[str, Any]]:
+        return []
+
+    def volumes(self, *, filters: Any) -> dict[str, Any]:
+        return {"Volumes": None}
+
+
+def all_match(have: dict[str, str], wanted: list[str]) -> bool:
+    return all(have.get(w.partition("=")[0]) == w.partition("=")[2] if "=" in w
+               else w in have for w in wanted)
+
+
+@pytest.fixture
+def two_engines(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The CLI over two fake engines; one stack of session s1 on each, s2 on the second."""
+    monkeypatch.setenv("ENVKIT_DOCKER_HOSTS", f"{A},{B}")
+    fakes = {A: ListApi({"s1-gw0-demo-1": "s1"}),
+             B: ListApi({"s1-gw1-demo-1": "s1", "s2-gw1-demo-1": "s2"})}
+    engines = {url: SimpleNamespace(docker_host=url, client=SimpleNamespace(api=api))
+               for url, api in fakes.items()}
+    monkeypatch.setattr(_engines, "connect_url", lambda settings, environ, url: engines[url])
+    removed: list[tuple[str, str]] = []
+
+    def remove(engine: Any, stacks: list[Any]) -> dict[str, int]:
+        removed.extend((engine.docker_host, s.stack) for s in stacks)
+        return {s.stack: 1 for s in stacks}
+
+    monkeypatch.setattr(reaper, "remove_stacks", remove)
+    return {"cli": cli, "removed": removed}
+
+
+def test_ps_lists_every_engine_with_its_url(two_engines: dict[str, Any],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert two_engines["cli"].main(["ps", "--json"]) == 0
+    listed = {(s["stack"], s["engine"]) for s in json.loads(capsys.readouterr().out)}
+    assert listed == {("s1-gw0-demo-1", A), ("s1-gw1-demo-1", B), ("s2-gw1-demo-1", B)}
+    assert two_engines["cli"].main(["ps"]) == 0
+    table = capsys.readouterr().out
+    assert "ENGINE" in table and A in table and B in table
+
+
+def test_down_session_removes_its_stacks_on_every_engine(
+    two_engines: dict[str, Any], capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert two_engines["cli"].main(["down", "--session", "s1"]) == 0
+    assert set(two_engines["removed"]) == {(A, "s1-gw0-demo-1"), (B, "s1-gw1-demo-1")}
+    assert "2 stacks removed" in capsys.readouterr().err
+    assert two_engines["cli"].main(["down", "--session", "nope"]) == 1
+    assert "sessions on the engine: s1, s2" in capsys.readouterr().err
+
+
+def test_an_unreachable_engine_is_named_and_skipped(
+    two_engines: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    working = _engines.connect_url
+
+    def flaky(settings: Settings, environ: Any, url: str) -> Any:
+        if url == B:
+            raise EngineUnavailableError(docker_host=B, cause="connection refused")
+        return working(settings, environ, url)
+
+    monkeypatch.setattr(_engines, "connect_url", flaky)
+    assert two_engines["cli"].main(["ps", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "skipping engine unix:///tmp/e2/s.sock: connection refused" in out.err
+    assert "s1-gw0-demo-1" in out.out and "gw1" not in out.out
