@@ -11,7 +11,8 @@ done, caches warm) to the last; engine-wide object counts (every container, netw
 and volume, envkit's or not) are reported beside, for information only: other users of a
 shared engine move them.
 
-Usage: ``python bench/soak.py [--cycles 100] [--workers 2] [--warmup 10] [--json]``.
+Usage: ``python bench/soak.py [--cycles 100] [--workers 2] [--warmup 10]
+[--teardown sync|background] [--json]``.
 Exits 1 when something leaked or grew beyond the tolerances (``--fd-tolerance``,
 ``--thread-tolerance``, ``--rss-tolerance-mib``), so a test can run it.
 """
@@ -79,10 +80,14 @@ def engine_totals(kit: Envkit) -> dict[str, int]:
     }
 
 
-def work(session: str, worker: str, cycles: int, baseline: int) -> dict[str, Any]:
+def work(
+    session: str, worker: str, cycles: int, baseline: int, background: bool = False
+) -> dict[str, Any]:
     """One worker: *cycles* demo stacks up, used and down; samples after each.
 
     :param baseline: the worker's cycle after which engine totals are first taken.
+    :param background: hand each stack to the remover thread (the plugin's default
+        teardown) and wait for it before sampling, instead of ``down()`` in line.
     """
     kit = Envkit(settings=Settings.from_env(os.environ), environ=os.environ, session=session,
                  worker=worker)
@@ -98,7 +103,12 @@ def work(session: str, worker: str, cycles: int, baseline: int) -> dict[str, Any
                 if not json.load(response)["upstream"]["ok"]:
                     raise RuntimeError(f"cycle {cycle}: the client does not reach web")
         finally:
-            stack.down()
+            if background:
+                kit.remove_later(stack)
+                if failed := kit.finish_removals():
+                    raise RuntimeError(f"cycle {cycle}: background removal failed: {failed}")
+            else:
+                stack.down()
         left = sum(len(s.resources) for s in list_stacks(kit.engine.client, selector=mine))
         samples.append(_sample(cycle, time.perf_counter() - began, left))
         if cycle in (baseline, cycles):
@@ -113,7 +123,7 @@ def growth(result: dict[str, Any], baseline: int) -> dict[str, int]:
     return {key: last[key] - first[key] for key in ("fds", "threads", "os_threads", "rss_kib")}
 
 
-def run(cycles: int, workers: int, warmup: int) -> dict[str, Any]:
+def run(cycles: int, workers: int, warmup: int, *, background: bool = False) -> dict[str, Any]:
     """The whole soak; figures per worker and the verdict's inputs."""
     session = new_session_id()
     share = [cycles // workers + (i < cycles % workers) for i in range(workers)]
@@ -121,7 +131,7 @@ def run(cycles: int, workers: int, warmup: int) -> dict[str, Any]:
     began = time.perf_counter()
     # spawn: each worker starts clean, as xdist's do, with no state forked from this one.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(work, session, f"soak{i}", n, baseline)
+        futures = [pool.submit(work, session, f"soak{i}", n, baseline, background)
                    for i, n in enumerate(share)]
         results = [f.result() for f in futures]
     checker = Envkit(settings=Settings.from_env(os.environ), environ=os.environ,
@@ -131,6 +141,7 @@ def run(cycles: int, workers: int, warmup: int) -> dict[str, Any]:
                  for r in s.resources]
     return {
         "session": session, "cycles": sum(share), "workers": workers, "warmup": warmup,
+        "teardown": "background" if background else "sync",
         "baseline_cycle_per_worker": baseline, "seconds": round(time.perf_counter() - began, 1),
         "cycle_seconds_median": sorted(s["seconds"] for r in results
                                        for s in r["samples"])[sum(share) // 2],
@@ -160,7 +171,8 @@ def verdict(figures: dict[str, Any], *, fds: int, threads: int, rss_mib: float) 
 
 
 def _print(figures: dict[str, Any], problems: list[str]) -> None:
-    print(f"soak: {figures['cycles']} demo-stack cycles over {figures['workers']} workers in "
+    print(f"soak: {figures['cycles']} demo-stack cycles over {figures['workers']} workers "
+          f"({figures['teardown']} teardown) in "
           f"{figures['seconds']} s (median cycle {figures['cycle_seconds_median']} s)")
     print(f"leaks: {figures['leaked_after_a_cycle']} resources left after a cycle, "
           f"{len(figures['left_at_end'])} at the end")
@@ -185,11 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd-tolerance", type=int, default=2)
     parser.add_argument("--thread-tolerance", type=int, default=0)
     parser.add_argument("--rss-tolerance-mib", type=float, default=8.0)
+    parser.add_argument("--teardown", choices=("sync", "background"), default="sync",
+                        help="down() in line, or the plugin's remover thread")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.cycles < args.warmup + args.workers:
         parser.error("--cycles must exceed --warmup by at least one cycle per worker")
-    figures = run(args.cycles, args.workers, args.warmup)
+    figures = run(args.cycles, args.workers, args.warmup,
+                  background=args.teardown == "background")
     problems = verdict(figures, fds=args.fd_tolerance, threads=args.thread_tolerance,
                        rss_mib=args.rss_tolerance_mib)
     if args.json:

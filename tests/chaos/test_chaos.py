@@ -20,7 +20,8 @@ import pytest
 from chaos_run import Outcome, Scenario, run
 from engine_proxy import EngineProxy, Rule
 
-from envkit.errors import EnvkitError
+from envkit import _engine
+from envkit.errors import EngineError, EnvkitError
 from envkit.session import Envkit
 
 CREATE = r"/containers/create"
@@ -30,7 +31,7 @@ ANY = ".*"
 
 #: The per-request bound: ``_engine.call`` tries a request at most 4 times.
 MOST_TRIES = 4
-#: No scenario may take longer than this (slow answers and a 3 s restart included).
+#: No scenario may take longer than this (slow answers, restarts and a 20 s outage included).
 MOST_SECONDS = 90.0
 
 
@@ -68,6 +69,10 @@ SCENARIOS = [
     Scenario(name="restart-at-network-create", expect="up",
              rules=(Rule(kind="restart", method="POST", endpoint="/networks/create", times=1,
                          delay=2.0),)),
+    # Longer than envkit waits for a restart (RESTART_WINDOW, 15 s): a clean, bounded failure.
+    Scenario(name="engine-gone-at-network-create", expect="error",
+             rules=(Rule(kind="restart", method="POST", endpoint="/networks/create", times=1,
+                         delay=_engine.RESTART_WINDOW + 5),)),
     Scenario(name="container-remove-answer-lost",
              rules=(Rule(kind="drop", method="DELETE", endpoint=r"/containers/\{id\}",
                          times=1),)),
@@ -122,6 +127,8 @@ def test_up_succeeds_or_fails_cleanly_and_leaves_nothing(
         assert not outcome.up, "up() passed although every attempt failed"
     if outcome.up:
         assert outcome.served, "the stack came up but does not serve"
+    if scenario.name.startswith("engine-gone"):
+        assert isinstance(outcome.error, EngineError) and "refused" in str(outcome.error)
     tries, request = outcome.most_tries()
     assert tries <= MOST_TRIES, f"{request} was tried {tries} times"
     assert outcome.seconds < MOST_SECONDS
