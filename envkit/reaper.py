@@ -44,7 +44,7 @@ from envkit import labels
 from envkit._engine import Engine, connect
 from envkit._teardown import teardown
 from envkit.config import default_cache_dir
-from envkit.errors import EnvkitError
+from envkit.errors import EnvkitError, shown
 from envkit.inventory import StackInfo, list_stacks, parse_created
 
 GC_OLDER_THAN_ENV = "ENVKIT_GC_OLDER_THAN"
@@ -58,10 +58,13 @@ def parse_duration(text: str) -> timedelta:
     :raises EnvkitError: on anything else, with the accepted forms.
     """
     match = _DURATION.match(text)
-    if match is None:
-        raise EnvkitError(f"not a duration: {text!r}",
-                          fix="write a number with an optional unit: 30s, 10m, 2h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        if match is not None:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    except OverflowError:  # more days than timedelta holds (about 2.7 million years)
+        pass
+    raise EnvkitError(f"not a duration: {shown(text)}",
+                      fix="write a number with an optional unit: 30s, 10m, 2h or 1d")
 
 
 def older_than_from_env(environ: Mapping[str, str]) -> timedelta | None:
