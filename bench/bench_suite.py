@@ -14,8 +14,10 @@ Usage: ``python bench/bench_suite.py [--tests 12] [--work 1] [--workers 1,2] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,20 +40,48 @@ def test_with_fresh_stack(envkit_stack_factory, n):
 MODES = {"background": [], "sync": ["--envkit-sync-teardown"]}
 
 
+def run_pytest(folder: Path, args: list[str], env: dict[str, str]) -> float:
+    """One pytest run in *folder* with *args*; its wall time in seconds.
+
+    The run gets a process group of its own: on Ctrl-C (or any error here) the whole group,
+    xdist workers included, gets SIGINT and time to remove its stacks, then SIGKILL.
+
+    :raises RuntimeError: if the run did not pass (its output attached).
+    """
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args, str(folder)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate()
+    except BaseException:
+        _stop_group(proc)
+        raise
+    took = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out}")
+    return took
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGINT the run's process group, give it 30 s to clean up, then SIGKILL it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
 def run_suite(folder: Path, workers: int, mode: str) -> float:
     """One pytest run of the suite in *folder*; its wall time in seconds.
 
     :raises RuntimeError: if the run did not pass (its output attached).
     """
     env = {**os.environ, "ENVKIT_SESSION": f"bench{uuid.uuid4().hex[:8]}"}
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
-           "--envkit-no-sweep", *MODES[mode], str(folder)]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
-    took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return took
+    return run_pytest(folder, ["-n", str(workers), "--envkit-no-sweep", *MODES[mode]], env)
 
 
 def main() -> None:
