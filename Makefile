@@ -72,8 +72,10 @@ lint-images: $(IMG_TYPING)/.installed
 	cd envkit/contexts/testsvc && $(IMG_MYPY) svc.py
 	cd envkit/contexts/tcpproxy && $(IMG_MYPY) proxy.py
 
+# envkit beside the raw SDK, testcontainers, docker-compose and pytest-docker, interleaved;
+# writes docs/benchmarks.md (about 40 min; BENCH_ARGS=--quick for a smoke run).
 bench: install
-	$(PY) bench/bench_stack.py
+	$(PY) bench/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
