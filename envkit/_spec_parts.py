@@ -65,8 +65,35 @@ class Build:
     namespace: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
         object.__setattr__(self, "args", frozen_map(self.args))
         object.__setattr__(self, "packages", tuple(sorted(set(as_tuple(self.packages)))))
+
+    def _check_types(self) -> None:
+        def fail(name: str, want: str, fix: str) -> SpecError:
+            return SpecError(stack=None, service=None, field=f"build.{name}",
+                             value=getattr(self, name), problem=f"must be {want}", fix=fix)
+
+        if not isinstance(self.name, str):
+            raise fail("name", "a name", "write e.g. Build(name='api')")
+        for name in ("context", "requirements"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name),
+                                                                  str | Path):
+                raise fail(name, "a path", f"write e.g. {name}='...' or a pathlib.Path")
+        for name in ("target", "namespace"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise fail(name, "a string", f"write e.g. {name}='runtime', or leave it out")
+        if not isinstance(self.dockerfile, str) or not self.dockerfile:
+            raise fail("dockerfile", "a path relative to the context",
+                       "write e.g. dockerfile='docker/Dockerfile'")
+        if not isinstance(self.args, Mapping):
+            raise fail("args", "a mapping of build args", "write e.g. args={'VERSION': '1.2'}")
+        packages = self.packages
+        if not isinstance(packages, str | Sequence) or not all(
+                isinstance(p, str) for p in ((packages,) if isinstance(packages, str)
+                                             else packages)):
+            raise fail("packages", "a list of Debian package names",
+                       "write e.g. packages=['ffmpeg']")
 
     def __str__(self) -> str:
         return str(self.context) if self.context is not None else f"images/{self.name}"
@@ -141,6 +168,10 @@ def parse_mount(raw: str | Mount, *, service: str | None = None) -> Mount:
 
     if isinstance(raw, Mount):
         source, target, mode = raw.source, raw.target, "ro" if raw.read_only else "rw"
+        if not isinstance(source, str) or not isinstance(target, str) or not isinstance(
+                raw.read_only, bool):
+            raise fail("a Mount's source and target must be strings, read_only true or false",
+                       fix="write e.g. Mount('data', '/var/lib/data', read_only=True)")
     elif isinstance(raw, str) and 2 <= len(raw.split(":")) <= 3:
         source, target, mode = (*raw.split(":"), "rw")[:3]
     else:
@@ -188,7 +219,7 @@ def parse_device(raw: str, *, service: str | None = None) -> Device:
 
     :raises SpecError: when a path is not absolute or the permissions are not ``rwm``.
     """
-    parts = raw.split(":")
+    parts = raw.split(":") if isinstance(raw, str) else [""]
     host = parts[0]
     container = parts[1] if len(parts) > 1 and parts[1] else host
     perms = parts[2] if len(parts) > 2 else "rwm"
@@ -223,13 +254,26 @@ class Healthcheck:
     start_period: float | None = None
 
     def __post_init__(self) -> None:
-        test = ("CMD-SHELL", self.test) if isinstance(self.test, str) else tuple(self.test)
-        if not test or test[0] not in {"CMD", "CMD-SHELL", "NONE"}:
+        raw = self.test
+        test = ("CMD-SHELL", raw) if isinstance(raw, str) else tuple(raw) if isinstance(
+            raw, Sequence) and not isinstance(raw, bytes) else ()
+        if not test or test[0] not in {"CMD", "CMD-SHELL", "NONE"} or not all(
+                isinstance(t, str) for t in test):
             raise SpecError(stack=None, service=None, field="healthcheck.test", value=self.test,
-                            problem="must start with CMD, CMD-SHELL or NONE",
-                            fix="write e.g. ['CMD', 'curl', '-f', 'http://localhost/'] or "
-                            "['CMD-SHELL', 'pg_isready']")
+                            problem="must be a list of strings starting with CMD, CMD-SHELL or "
+                            "NONE", fix="write e.g. ['CMD', 'curl', '-f', 'http://localhost/'] "
+                            "or ['CMD-SHELL', 'pg_isready']")
         object.__setattr__(self, "test", test)
+        for name in ("interval", "timeout", "start_period", "retries"):
+            value = getattr(self, name)
+            whole = name != "retries" or isinstance(value, int)
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, int | float) or not whole or not 0 <= value < 10**9):
+                raise SpecError(stack=None, service=None, field=f"healthcheck.{name}",
+                                value=value, problem="must be a whole number, 0 or more"
+                                if name == "retries" else "must be a number of seconds, 0 "
+                                "or more", fix=f"write e.g. {name}=3, or leave it out for "
+                                "Docker's default")
 
     def engine_config(self) -> dict[str, Any]:
         """The ``Healthcheck`` of Docker's create request (durations in nanoseconds)."""

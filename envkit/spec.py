@@ -6,6 +6,7 @@ the error names the service, the field, the bad value and the fix.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
@@ -148,6 +149,7 @@ class ServiceSpec:
 
     def __post_init__(self) -> None:
         self._check_name_and_image()
+        self._check_scalars()
         put = object.__setattr__
         deps, conditions = _dependencies(self.depends_on, self.conditions, self.name)
         put(self, "depends_on", deps)
@@ -155,9 +157,7 @@ class ServiceSpec:
         self._check_types()
         # A string command is split like a shell would (docker-py and compose do the same).
         for name in ("command", "entrypoint"):
-            value = getattr(self, name)
-            value = shlex.split(value) if isinstance(value, str) else value
-            put(self, name, tuple(str(v) for v in value) if value is not None else None)
+            put(self, name, self._argv(name, getattr(self, name)))
         put(self, "environment", Environment(self.environment))
         put(self, "labels", frozen_map(self.labels))
         # One port may be given alone: "8080" is the port 8080, not the ports 8, 0, 8, 0.
@@ -178,7 +178,7 @@ class ServiceSpec:
         put(self, "tmpfs", as_tuple(self.tmpfs))
         put(self, "device_cgroup_rules", as_tuple(self.device_cgroup_rules))
         for rule in self.device_cgroup_rules:
-            if not _CGROUP_RULE.match(rule):
+            if not isinstance(rule, str) or not _CGROUP_RULE.match(rule):
                 raise self._fail("device_cgroup_rules", rule, "not a device cgroup rule",
                                  "write TYPE MAJOR:MINOR ACCESS, e.g. 'c 81:* rmw'")
         self._check_labels_and_timeouts()
@@ -202,18 +202,47 @@ class ServiceSpec:
             raise self._fail("image", self.image, "the image is empty",
                              "give an image tag such as 'nginx:1.27', or Build(name='...')")
 
+    def _argv(self, name: str, value: object) -> tuple[str, ...] | None:
+        """A command as arguments: a list as given, a string split like a shell would."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as exc:  # unbalanced quotes, a trailing backslash
+                raise self._fail(name, value, f"cannot be split like a shell would: {exc}",
+                                 f"balance the quotes, or give a list: {name}=['prog', 'arg']"
+                                 ) from None
+        if isinstance(value, Sequence) and not isinstance(value, bytes):
+            return tuple(str(v) for v in value)
+        raise self._fail(name, value, "must be a string or a list of arguments",
+                         f"write e.g. {name}=['prog', '--flag']")
+
+    def _check_scalars(self) -> None:
+        """Seconds that are finite numbers, and flags and names of their own types."""
+        for name in ("ready_timeout", "stop_timeout"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, int | float) or not math.isfinite(value)):
+                finite = "finite " if isinstance(value, float) else ""
+                raise self._fail(name, value, f"must be a {finite}number of seconds",
+                                 f"write e.g. {name}=30")
+        if not isinstance(self.init, bool):
+            raise self._fail("init", self.init, "must be true or false", "write init=True")
+        if self.stop_signal is not None and not isinstance(self.stop_signal, str):
+            raise self._fail("stop_signal", self.stop_signal, "must be a signal name",
+                             "write e.g. stop_signal='SIGINT'")
+        if not isinstance(self.conditions, Mapping):
+            raise self._fail("conditions", self.conditions, "must be a mapping of "
+                             "dependencies to conditions", "write e.g. conditions={'db': "
+                             "'started'}, or depends_on={'db': 'started'}")
+
     def _check_types(self) -> None:
         """Refuse values of the wrong type with a SpecError, before anything iterates them."""
         for name in ("environment", "labels"):
             if not isinstance(getattr(self, name), Mapping):
                 raise self._fail(name, getattr(self, name), "must be a mapping of names to values",
                                  f"write e.g. {name}={{'KEY': 'value'}}")
-        for name in ("ready_timeout", "stop_timeout"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value, int | float)):
-                raise self._fail(name, value, "must be a number of seconds",
-                                 f"write e.g. {name}=30")
         for name in ("ports", "devices", "volumes"):
             value = getattr(self, name)
             if not isinstance(value, str | int | Sequence | Mount | Device) or isinstance(
@@ -331,6 +360,12 @@ class StackSpec:
                             environ=environ, profiles=profiles)
 
     def __post_init__(self) -> None:
+        if isinstance(self.services, str | bytes | ServiceSpec) or not isinstance(
+                self.services, Sequence) or not all(
+                isinstance(s, ServiceSpec) for s in self.services):
+            raise SpecError(stack=str(self.name), service=None, field="services",
+                            value=self.services, problem="must be a list of ServiceSpec",
+                            fix="write e.g. services=[ServiceSpec(name='web', image='nginx')]")
         object.__setattr__(self, "services", tuple(self.services))
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise SpecError(stack=str(self.name), service=None, field="name", value=self.name,
