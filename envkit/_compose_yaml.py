@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from envkit import _yamlread
 from envkit.errors import SpecError
 
 Lines = dict[tuple[str, ...], int]
@@ -66,13 +67,11 @@ def read(path: Path) -> tuple[Any, Lines]:
     :raises SpecError: when the file cannot be read or is not YAML.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data, node = _yamlread.load(_yamlread.read_text(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(stack=path.stem, service=None, field="(file)", value=str(path),
                         problem=f"cannot read YAML: {exc}",
-                        fix="check the path and the YAML syntax") from None
+                        fix=_yamlread.fix_for(exc)) from None
     lines: Lines = {}
     if node is not None:
         _mark(node, (), lines)

@@ -53,7 +53,7 @@ from typing import Any
 
 import yaml
 
-from envkit import _compose_yaml, _stackschema, labels
+from envkit import _compose_yaml, _stackschema, _yamlread, labels
 from envkit._compose_service import BASE_SENTINEL, Converter
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import SpecError
@@ -85,9 +85,9 @@ def is_compose_file(path: Path) -> bool:
     if path.name in COMPOSE_NAMES:
         return True
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, _ = _yamlread.load(_yamlread.read_text(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False
+        return False  # the stack-file loader reports what is wrong with it
     if not isinstance(data, Mapping) or not isinstance(data.get("services"), Mapping):
         return False
     if "version" in data or any(k.startswith("x-") for k in data if isinstance(k, str)):

@@ -35,14 +35,14 @@ every load, and envkit loads the file once per stack instance.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from envkit import _stackschema
+from envkit import _stackschema, _yamlread
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import EnvkitError, SpecError
 from envkit.readiness import Check, Exec, Healthy, Http, LogLine, Tcp
@@ -76,11 +76,11 @@ def load_stack_file(
     """
     path = Path(path).absolute()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, _ = _yamlread.load(_yamlread.read_text(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(stack=path.stem, service=None, field="(file)", value=str(path),
                         problem=f"cannot read YAML: {exc}",
-                        fix="check the path and the YAML syntax") from None
+                        fix=_yamlread.fix_for(exc)) from None
     # A file without `name:` is named after itself, folded into a valid stack name.
     default = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_")[:63] or "stack"
     return stack_from_dict(data, default_name=default, base_dir=path.parent,
@@ -125,6 +125,14 @@ def _with_place(exc: SpecError, *, stack: str, service: str | None = None) -> Sp
                      value=exc.value, problem=exc.problem, fix=exc.fix)
 
 
+def _exists(path: Path, kind: Callable[[Path], bool]) -> bool:
+    """``path.is_dir()`` (or *kind*), false for a name the OS refuses (too long, a NUL)."""
+    try:
+        return kind(path)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass(kw_only=True)
 class _Loader:
     """One load of one file: its directory, environment, secrets and block resolver."""
@@ -144,10 +152,13 @@ class _Loader:
     def interpolated(self, value: Any, path: list[str | int]) -> Any:
         """*value* with every string (not key) interpolated; *path* locates errors."""
         if isinstance(value, str):
+            service, where = _stackschema.place(path)
+            if "\x00" in value:  # no name, path, command or variable may hold one
+                raise self.fail(service, where, value, "holds a NUL character",
+                                "remove the \\0 (an escaped NUL in a double-quoted string)")
             try:
                 return interpolate(value, environ=self.environ, generated=self.secrets)
             except InterpolationError as exc:
-                service, where = _stackschema.place(path)
                 raise self.fail(service, where, value, f"{exc.problem} (in {self.source})",
                                 exc.fix) from None
         if isinstance(value, Mapping):
@@ -214,10 +225,20 @@ class _Loader:
             elif key == "ready":
                 out[key] = [self._check(name, i, c) for i, c in enumerate(value)]
             elif key == "healthcheck":
-                out[key] = Healthcheck(**value)
+                out[key] = self._healthcheck(name, value)
             else:
                 out[key] = value
         return out
+
+    def _healthcheck(self, name: str, raw: Mapping[str, Any]) -> Healthcheck:
+        """Docker's healthcheck; its seconds may be numeric strings, as every duration here."""
+        given: dict[str, Any] = {
+            k: float(v) if k in {"interval", "timeout", "start_period"} else v
+            for k, v in raw.items()}
+        try:
+            return Healthcheck(**given)
+        except SpecError as exc:
+            raise _with_place(exc, stack=self.stack, service=name) from None
 
     def _environment(self, name: str, raw: Mapping[str, Any] | Sequence[str]) -> dict[str, str]:
         """A mapping, or compose's list of ``NAME=value`` and bare ``NAME``.
@@ -260,7 +281,7 @@ class _Loader:
             return self._context(name, spec)
         if "context" in spec:
             context = self.base / spec["context"]
-            if not context.is_dir():
+            if not _exists(context, Path.is_dir):
                 raise self.fail(name, "build.context", spec["context"],
                                 f"no directory {context}",
                                 f"give a directory relative to {self.base}")
@@ -281,9 +302,9 @@ class _Loader:
         A plain name found in neither place keeps its old meaning: the project's
         ``images/<ref>``, found by the image builder.
         """
-        if (self.base / ref).is_dir():
+        if _exists(self.base / ref, Path.is_dir):
             return Build(name=name, context=(self.base / ref).resolve())
-        if (self.base / "images" / ref).is_dir():
+        if _exists(self.base / "images" / ref, Path.is_dir):
             return Build(name=ref, context=(self.base / "images" / ref).resolve())
         if _PLAIN_NAME.match(ref):
             return Build(name=ref)
@@ -293,11 +314,11 @@ class _Loader:
     def _requirements(self, name: str, ref: str | None) -> Path | None:
         if ref is None:
             return None
-        path = (self.base / ref).resolve()
-        if not path.is_file():
+        path = self.base / ref
+        if not _exists(path, Path.is_file):
             raise self.fail(name, "build.requirements", ref, f"no file {path}",
                             f"give a pip requirements file relative to {self.base}")
-        return path
+        return path.resolve()
 
     def _check(self, name: str, index: int, raw: Mapping[str, Any]) -> Check:
         kind, arg = next(iter(raw.items()))
