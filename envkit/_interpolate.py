@@ -23,9 +23,13 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from envkit.errors import shown
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET = re.compile(r"secret:([A-Za-z0-9_.-]+)")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+#: How deep ``${A:-${B:-...}}`` may nest: each level is a recursive expansion.
+MAX_NESTING = 32
 
 
 class InterpolationError(Exception):
@@ -89,7 +93,11 @@ def interpolate(text: str, *, environ: Mapping[str, str], generated: Secrets) ->
 
 
 def _closing_brace(text: str, start: int) -> int:
-    """Index of the ``}`` closing the ``${`` whose body begins at *start*."""
+    """Index of the ``}`` closing the ``${`` whose body begins at *start*.
+
+    :raises InterpolationError: when unclosed, or nested deeper than :data:`MAX_NESTING`
+        (expansion recurses once per level).
+    """
     depth = 1
     i = start
     while i < len(text):
@@ -98,6 +106,11 @@ def _closing_brace(text: str, start: int) -> int:
             continue
         if text.startswith("${", i):
             depth += 1
+            if depth > MAX_NESTING:
+                raise InterpolationError(
+                    variable=shown(text[start - 2:]),
+                    problem=f"'${{' nested more than {MAX_NESTING} levels deep in "
+                    f"{shown(text)}", fix="use fewer nested defaults, e.g. ${A:-${B:-c}}")
             i += 2
             continue
         if text[i] == "}":
@@ -106,7 +119,7 @@ def _closing_brace(text: str, start: int) -> int:
                 return i
         i += 1
     raise InterpolationError(
-        variable=text[start - 2:], problem=f"unclosed '${{' in {text!r}",
+        variable=shown(text[start - 2:]), problem=f"unclosed '${{' in {shown(text)}",
         fix="close it with '}', or write '$$' for a literal '$'",
     )
 
@@ -120,7 +133,8 @@ def _expand(body: str, environ: Mapping[str, str], generated: Secrets) -> str:
     operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
     if name is None or (rest and operator is None):
         raise InterpolationError(
-            variable="${" + body + "}", problem=f"'${{{body}}}' is not a valid expression",
+            variable=shown("${" + body + "}"),
+            problem=f"{shown('${' + body + '}')} is not a valid expression",
             fix="write ${NAME}, ${NAME:-default}, ${NAME:?message} or ${secret:NAME}; "
             "'$$' gives a literal '$'",
         )
@@ -140,7 +154,7 @@ def _expand(body: str, environ: Mapping[str, str], generated: Secrets) -> str:
     if operator.endswith("+"):
         return "" if empty else interpolate(arg, environ=environ, generated=generated)
     if empty:
-        message = interpolate(arg, environ=environ, generated=generated) or "required"
+        message = interpolate(arg, environ=environ, generated=generated)[:200] or "required"
         state = "not set" if value is None else "empty"
         raise InterpolationError(
             variable=var, problem=f"variable {var} is {state}: {message}",

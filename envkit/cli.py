@@ -3,8 +3,10 @@
 Commands parse, call one library function (:mod:`envkit.inventory`, :mod:`envkit.reaper`,
 :mod:`envkit.imageset`, :mod:`envkit.doctor`) and print; tables are rich on a terminal and
 plain when piped. Exit codes: 0 ok, 1 failure (an :class:`~envkit.errors.EnvkitError`,
-printed with its fix), 2 usage. Machine-readable output (``--json``) goes to stdout
-alone; progress and messages go to stderr so that ``envkit up --json | jq`` always parses.
+printed with its fix), 2 usage: a bad argument, or a malformed stack or compose file it
+names (a :class:`~envkit.errors.SpecError`, printed with its field, value and fix).
+Machine-readable output (``--json``) goes to stdout alone; progress and messages go to
+stderr so that ``envkit up --json | jq`` always parses.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from envkit import _engines, _table, doctor, imageset, labels, reaper
 from envkit._engine import Engine
 from envkit._teardown import teardown
-from envkit.errors import EnvkitError, StackNotFoundError
+from envkit.errors import EnvkitError, SpecError, StackNotFoundError
 from envkit.images import ImageBuilder
 from envkit.imageset import list_images, prune_images
 from envkit.inventory import list_stacks
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("ps", help="list envkit stacks: session, worker, owner, age, state")
     ps.add_argument("--json", action="store_true", help="print a JSON array on stdout")
     gc = sub.add_parser("gc", help="remove stacks whose owner process is gone")
-    gc.add_argument("--older-than", metavar="DURATION", default=None,
+    gc.add_argument("--older-than", metavar="DURATION", default=None, type=_duration,
                     help=f"also remove any stack this old: 30s, 10m, 2h, 1d "
                     f"(default: ${reaper.GC_OLDER_THAN_ENV})")
     gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
@@ -83,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "stack file), e.g. before a CI run; repeatable")
     sub.add_parser("doctor", help="check engine, images, cameras and disk; say how to fix")
     return parser
+
+
+def _duration(text: str) -> timedelta:
+    """``--older-than``'s type: a bad value is a usage error that says the accepted forms."""
+    try:
+        return reaper.parse_duration(text)
+    except EnvkitError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.fix})") from None
 
 
 def _print_stack(stack: Stack, *, as_json: bool) -> None:
@@ -195,7 +205,7 @@ def cmd_ps(args: argparse.Namespace, kit: Envkit) -> int:
 
 @command("gc")
 def cmd_gc(args: argparse.Namespace, kit: Envkit) -> int:
-    older_than = (reaper.parse_duration(args.older_than) if args.older_than is not None
+    older_than = (args.older_than if args.older_than is not None
                   else reaper.older_than_from_env(os.environ))
     swept = [s for engine in _all_engines(kit)
              for s in reaper.sweep(engine, older_than=older_than, dry_run=args.dry_run)]
@@ -303,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         kit = Envkit.from_env(os.environ, worker="cli",
                               progress=lambda line: _err(f"build: {line}"))
         return COMMANDS[args.command](args, kit)
+    except SpecError as exc:  # a malformed stack file named on the command line: usage
+        _err(f"envkit: error: {exc}")
+        return EXIT_USAGE
     except EnvkitError as exc:
         _err(f"envkit: error: {exc}")
         return EXIT_FAILURE
