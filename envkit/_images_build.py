@@ -146,8 +146,9 @@ def obtain(
             make()
             return
         with locked(lock_dir, tag, say):
-            # An engine may have made it while we waited; one that failed is not asked again.
-            if not _copy(peers, api, tag, present, say=say, failed=failed):
+            # Someone may have made it here or elsewhere while we waited (a run with one
+            # engine shares this lock); a peer whose copy failed is not asked again.
+            if not (present(api) or _copy(peers, api, tag, present, say=say, failed=failed)):
                 make()
 
 

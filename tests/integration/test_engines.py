@@ -156,7 +156,8 @@ def _clean_run(engines: dict[str, docker.DockerClient], session: str, folder: Pa
     hosts = f"{main_url},{second_url}"
     run = _start(folder, session, hosts)
     try:
-        _wait(lambda: _both_up(folder, run), 240, "both workers' stacks")
+        up = _wait(lambda: _both_up(folder, run), 240, "both workers' stacks")
+        print(f"run over two engines: both stacks up {up:.1f}s after the start")
         listed = [s for s in _ps(hosts) if s["session"] == session]
         where = {str(s["worker"]): s["engine"] for s in listed}
         assert where == {"gw0": main_url, "gw1": second_url}, listed
@@ -174,7 +175,8 @@ def _killed_run(engines: dict[str, docker.DockerClient], session: str, folder: P
     main_url, second_url = engines
     run = _start(folder, session, f"{main_url},{second_url}")
     try:
-        _wait(lambda: _both_up(folder, run), 240, "both workers' stacks")
+        up = _wait(lambda: _both_up(folder, run), 240, "both workers' stacks")
+        print(f"run to be killed: both stacks up {up:.1f}s after the start")
         on = {url for url, client in engines.items() if list_resources(client, session=session)}
         assert on == set(engines), f"stacks on {on}, expected on both engines"
         os.killpg(run.pid, signal.SIGKILL)

@@ -273,3 +273,20 @@ def test_an_unreachable_engine_is_named_and_skipped(
     out = capsys.readouterr()
     assert "skipping engine unix:///tmp/e2/s.sock: connection refused" in out.err
     assert "s1-gw0-demo-1" in out.out and "gw1" not in out.out
+
+
+def test_made_here_by_a_one_engine_run_while_waiting_is_not_made_again(tmp_path: Path) -> None:
+    """A run without ENVKIT_DOCKER_HOSTS holds the same tag lock while it builds here."""
+    main, second, made = FakeApi("a"), FakeApi("b"), []
+    original = main.inspect_image
+    seen: list[str] = []
+
+    def inspect(ref: str) -> dict[str, Any]:
+        seen.append(ref)
+        if len(seen) == 3:  # looked twice; the other run finished its build since
+            main.images[TAG] = {"Id": "sha256:other-run"}
+        return original(ref)
+
+    main.inspect_image = inspect  # type: ignore[method-assign]
+    _obtain(main, tmp_path, Peers(second), made)
+    assert made == [] and main.images[TAG] == {"Id": "sha256:other-run"}
