@@ -237,6 +237,12 @@ class Envkit:
                 self.made.append(taken)
         return taken
 
+    def spares_ready(self, key: Hashable) -> int:
+        """How many started spares of *key* (a stack's name, as asked for) wait in the pool."""
+        with self._lock:
+            pool = self._pool
+        return 0 if pool is None else pool.ready(key)
+
     def prepare(self, ref: str) -> None:
         """Start spares of the stack *ref* names in the background, before it is asked for."""
         pool = self._warm_pool()
