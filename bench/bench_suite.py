@@ -3,10 +3,11 @@
 Each test asks ``envkit_stack_factory`` for the ``demo`` stack (an HTTP service and a
 dependent reaching it by alias) and then sleeps ``--work`` seconds, standing in for a
 real integration test waiting on I/O. The suite runs as a pytest subprocess at each
-``-n`` given, with teardown in the background (envkit's default) and with
-``--envkit-sync-teardown``; the variants are interleaved round by round so drift in the
-machine's load hits all alike. Times are wall-clock medians of the whole pytest run
-(interpreter and xdist start included, the same for every variant).
+``-n`` given, without the warm pool (``--envkit-pool 0``) with teardown in the background
+and with ``--envkit-sync-teardown``, and with a pool of one spare (envkit's default); the
+variants are interleaved round by round so drift in the machine's load hits all alike.
+Times are wall-clock medians of the whole pytest run (interpreter and xdist start
+included, the same for every variant).
 
 Usage: ``python bench/bench_suite.py [--tests 12] [--work 1] [--workers 1,2] [--runs 3]``
 """
@@ -37,7 +38,9 @@ def test_with_fresh_stack(envkit_stack_factory, n):
     time.sleep({work})
 """
 
-MODES = {"background": [], "sync": ["--envkit-sync-teardown"]}
+MODES = {"background": ["--envkit-pool", "0"],
+         "sync": ["--envkit-pool", "0", "--envkit-sync-teardown"],
+         "pool": ["--envkit-pool", "1"]}
 
 
 def run_pytest(folder: Path, args: list[str], env: dict[str, str]) -> float:
@@ -75,6 +78,10 @@ def _stop_group(proc: subprocess.Popen[str]) -> None:
         proc.communicate()
 
 
+NAMES = {"background": "pool 0, background teardown", "sync": "pool 0, sync teardown",
+         "pool": "pool 1, background teardown"}
+
+
 def run_suite(folder: Path, workers: int, mode: str) -> float:
     """One pytest run of the suite in *folder*; its wall time in seconds.
 
@@ -90,10 +97,13 @@ def main() -> None:
     parser.add_argument("--work", type=float, default=1.0, help="seconds of each test's work")
     parser.add_argument("--workers", default="1,2", help="comma-separated -n values")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated variants: {', '.join(MODES)}")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
-    variants = [(n, mode) for n in counts for mode in MODES]
+    modes = args.modes.split(",")
+    variants = [(n, mode) for n in counts for mode in modes]
     samples: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="envkit-bench-suite-") as tmp:
         folder = Path(tmp)
@@ -111,9 +121,8 @@ def main() -> None:
     print(f"{args.tests} tests x {args.work:g} s of work (serial work alone {floor:g} s), "
           f"median of {args.runs} runs, wall time of the pytest run")
     for n in counts:
-        sync, background = medians[f"-n {n} sync"], medians[f"-n {n} background"]
-        print(f"-n {n}: sync teardown {sync:.1f} s, background teardown {background:.1f} s "
-              f"({background / sync:.2f}x)")
+        print(f"-n {n}: " + ", ".join(f"{NAMES[m]} {medians[f'-n {n} {m}']:.1f} s"
+                                       for m in modes))
 
 
 if __name__ == "__main__":
