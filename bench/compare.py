@@ -25,6 +25,7 @@ Usage: ``python bench/compare.py [--quick] [--parts a,b,c,d,i] [--runs 7]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -153,23 +154,31 @@ def suites(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
                 suite = Suite(tests=args.tests, work=work, fresh=part == "c", workers=n)
                 # One stack per worker never takes a spare: the pool would only cost.
                 variants += [(part, body, suite, who) for who in contenders
-                             if part == "c" or who != "envkit pool"]
+                             if (part == "c" or who != "envkit pool")
+                             and f"{part}:{who}" not in args.skip]
     if not variants:
         return
     _say(f"parts c/d: warm-up, then {args.suite_runs} rounds of {len(variants)} runs")
-    for run in contenders.values():
-        run(Suite(tests=2, work=0.0, fresh=True, workers=1))
+    for who in dict.fromkeys(v[3] for v in variants):  # interpreter caches, first stacks
+        with contextlib.suppress(RuntimeError):  # a failure shows again in the rounds
+            contenders[who](Suite(tests=1, work=0.0, fresh=True, workers=1))
     samples: dict[tuple[str, str, Suite, str], list[float]] = {v: [] for v in variants}
     for i in range(args.suite_runs):
         for v in variants if i % 2 == 0 else list(reversed(variants)):
-            samples[v].append(contenders[v[3]](v[2]))
+            try:
+                samples[v].append(contenders[v[3]](v[2]))
+            except RuntimeError as failed:  # one failed run must not lose the others
+                res["failures"].append(f"({v[0]}) {v[1]} -n {v[2].workers} {v[3]}: "
+                                       + str(failed)[-1500:])
+                _say(f"round {i + 1}: ({v[0]}) {v[1]} -n {v[2].workers} {v[3]}: FAILED")
+                continue
             _say(f"round {i + 1}: ({v[0]}) {v[1]} -n {v[2].workers} {v[3]}: "
                  f"{samples[v][-1]:.1f} s")
     res["suites"] = [
         {"part": part, "body": body, "workers": suite.workers, "contender": who,
          "median": statistics.median(got), "samples": got,
          "take": runner.median_take(who, suite)}
-        for (part, body, suite, who), got in samples.items()
+        for (part, body, suite, who), got in samples.items() if got
     ]
 
 
@@ -221,7 +230,7 @@ def measure(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     kit: Envkit = ctx["kit"]
     res: dict[str, Any] = {
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(kit.engine.client), "notes": [],
+        "machine": machine(kit.engine.client), "notes": [], "failures": [],
         "options": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()
                     if k not in {"out", "report_only"}},
     }
@@ -264,9 +273,12 @@ def notes(ctx: dict[str, Any]) -> list[str]:
            + (f", warm pool off (`{ctx['pool']} 0`)." if ctx["pool"] else "."),
            "- **pytest alone**: the same tests with no stack: pytest and xdist's own cost.", ""]
     if ctx["pool"]:
-        out.append(f"- **envkit pool**: envkit with `{ctx['pool']} 1` (its default) and "
-                   "`-o envkit_pool_stacks=demo` (spares started while collection runs); "
-                   "not in (d), where no test takes a spare.")
+        out.append(f"- **envkit pool**: envkit with `{ctx['pool']} 1` (its default): a "
+                   "spare is started after a worker's first request; not in (d), where no "
+                   "test takes a spare. Not with `envkit_pool_stacks` (spares made while "
+                   "collection runs): in a smoke run on 2026-12-02 (at ed3de48) its worker "
+                   "failed with an import deadlock in docker-py (`_DeadlockError` importing "
+                   "docker.models.containers while the pool's thread imported it too).")
     else:
         out.append("- **envkit pool**: not measured: no `--envkit-pool` option in this "
                    "checkout yet.")
@@ -287,6 +299,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", help="comma-separated -n values (default 1,2,4)")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help=f"comma-separated subset of {', '.join(CONTENDERS)}")
+    p.add_argument("--skip", default="", help="comma-separated part:contender pairs to "
+                   "leave out, e.g. c:pytest-docker")
     p.add_argument("--pool-option", help="envkit's warm-pool option, if not found by itself")
     p.add_argument("--out", help="the page to write (default docs/benchmarks.md)")
     p.add_argument("--report-only", metavar="JSON", help="rewrite the page from saved results")
@@ -301,6 +315,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.parts = set(args.parts.split(","))
     args.workers = [int(n) for n in str(args.workers).split(",")]
     args.contenders = set(args.contenders.split(","))
+    args.skip = set(filter(None, args.skip.split(",")))
     return args
 
 

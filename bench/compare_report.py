@@ -214,4 +214,8 @@ def _body(res: dict[str, Any]) -> list[str]:
         out += ["## Where the engine's time goes", "", "Engine requests of one up and one "
                 "down, counted and timed at docker-py's HTTP layer (mean of the recorded "
                 "rounds).", "", *_calls(res["calls"])]
-    return out + res.get("notes", [])
+    out += res.get("notes", [])
+    if res.get("failures"):
+        out += ["", "## Failures", "", "Runs that failed (left out of the medians):", ""]
+        out += [f"```\n{failure}\n```" for failure in res["failures"]]
+    return out

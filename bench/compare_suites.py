@@ -217,10 +217,9 @@ class SuiteRunner:
         ], {"ENVKIT_SESSION": session})
 
     def envkit_pool(self, suite: Suite) -> float:
-        """Run envkit with its warm pool on: its default size, demo's spares made at start."""
+        """Run envkit with its warm pool on, at its default size (one spare per spec)."""
         assert self.pool_option is not None
-        return self.envkit(suite, (self.pool_option, "1", "-o", "envkit_pool_stacks=demo"),
-                           name="envkit pool")
+        return self.envkit(suite, (self.pool_option, "1"), name="envkit pool")
 
     def testcontainers(self, suite: Suite) -> float:
         """Run testcontainers by hand in a fixture: function scope, or session per worker."""
