@@ -10,6 +10,7 @@ instead of after the whole timeout.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import re
 import socket
 import sys
@@ -22,6 +23,7 @@ from typing import Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 
+from envkit._netstat import PROC_NET_TCP, host_view, listeners
 from envkit.errors import EnvkitError, ReadinessTimeoutError
 
 LOG_TAIL_LINES = 30
@@ -77,10 +79,27 @@ class Check(Protocol):
 
 @dataclass(frozen=True)
 class Tcp:
-    """Ready when the published *port* accepts a connection that stays open.
+    """Ready when the service itself listens on *port* and its published port connects.
 
-    Docker's userland proxy accepts on the host port before the service listens and
-    then closes the connection; an immediate EOF therefore counts as not ready.
+    Connecting to the published port alone proves nothing: docker-proxy accepts on the
+    host port whatever the container does and closes the connection when the service
+    refuses it, and on a loaded machine that EOF comes later than any sensible wait. So
+    the probe has three steps, cheapest first:
+
+    1. connect to the published port: refused, or closed within *settle* seconds, is not
+       ready (most failed probes end here without asking the engine anything);
+    2. read the listening sockets of the container's own network namespace (from this
+       host's ``/proc`` when the engine runs here, which costs nothing and so comes first;
+       else one exec of ``cat /proc/net/tcp /proc/net/tcp6``, only when step 1 passed):
+       the port must be listened on at an address other than loopback. Listening only on
+       ``127.0.0.1``/``::1`` inside the container is not ready: neither the published
+       port nor the stack's other services can ever reach it (the error says so);
+    3. an image without ``cat`` or ``/proc`` (scratch, distroless) cannot show its
+       sockets: then the published connection must stay open :data:`FALLBACK_SETTLE`
+       seconds instead, the old heuristic, which a very loaded machine can still fool
+       (prefer :class:`LogLine` or :class:`Http` for such images).
+
+    :class:`Http` needs no such care: docker-proxy cannot fake an HTTP answer.
     """
 
     port: int | str
@@ -91,16 +110,77 @@ class Tcp:
 
     def probe(self, target: Target) -> None:
         host, port = target.host_endpoint(self.port)
+        inside = int(str(self.port).partition("/")[0])
+        view = host_view(target, tables=("tcp",))
+        if view is not None:  # the engine runs here: looking is cheap, look first
+            found = listeners(view, inside) or set()
+            if all(ipaddress.ip_address(a).is_loopback for a in found):  # tcp6 may tell
+                found |= listeners(host_view(target, tables=("tcp6",)) or "", inside) or set()
+            _judge(found, host, port, inside)
+            _connect_and_hold(host, port, 0.0)  # and the published port is bound
+            return
+        _connect_and_hold(host, port, self.settle)
+        _, output = _bounded_exec(target, PROC_NET_TCP)
+        seen = listeners(output, inside)
+        if seen is None:  # no cat or no /proc in the image: the published port must do
+            _connect_and_hold(host, port, FALLBACK_SETTLE)
+            return
+        _judge(seen, host, port, inside)
+
+
+#: Seconds the published connection must stay open when the image cannot show its sockets.
+FALLBACK_SETTLE = 0.25
+
+
+def _judge(found: set[str], host: str, port: int, inside: int) -> None:
+    if not found:
+        raise NotReady(f"{host}:{port} accepts (docker-proxy) but nothing listens on "
+                       f"port {inside} inside the container")
+    if all(ipaddress.ip_address(a).is_loopback for a in found):
+        raise NotReady(
+            f"port {inside} is listened on only at {', '.join(sorted(found))} inside the "
+            "container: the published port and other services cannot reach it; make "
+            "the service listen on 0.0.0.0")
+
+
+def _connect_and_hold(host: str, port: int, settle: float) -> None:
+    """Connect to *host*:*port*; not ready if refused or closed within *settle* seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            sock.settimeout(settle)
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    raise NotReady(f"{host}:{port} closed the connection at once")
+            except (TimeoutError, BlockingIOError):  # nothing came (settle 0: non-blocking)
+                return
+    except OSError as exc:
+        raise NotReady(f"connect to {host}:{port}: {exc}") from exc
+
+
+def _bounded_exec(target: Target, command: Sequence[str]) -> tuple[int, str]:
+    """Run *command* in the target, giving up after :data:`EXEC_LIMIT` seconds.
+
+    docker-py's exec has no timeout, and a blocked command must not hold the deadline
+    (or a cancelled stack) hostage: it runs on a daemon thread. An engine error (the
+    container stopped meanwhile) is not ready: the loop's next inspect tells an exit.
+    """
+    outcome: list[tuple[int, str]] = []
+    failure: list[EnvkitError] = []
+
+    def run() -> None:
         try:
-            with socket.create_connection((host, port), timeout=1.0) as sock:
-                sock.settimeout(self.settle)
-                try:
-                    if sock.recv(1, socket.MSG_PEEK) == b"":
-                        raise NotReady(f"{host}:{port} closed the connection at once")
-                except TimeoutError:
-                    return
-        except OSError as exc:
-            raise NotReady(f"connect to {host}:{port}: {exc}") from exc
+            outcome.append(target.exec(command))
+        except EnvkitError as exc:
+            failure.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(EXEC_LIMIT)
+    if failure:
+        raise NotReady(f"exec {' '.join(command)!r}: {failure[0].message}")
+    if not outcome:
+        raise NotReady(f"exec {' '.join(command)!r} did not finish within {EXEC_LIMIT:g}s")
+    return outcome[0]
 
 
 @dataclass(frozen=True)
@@ -176,16 +256,7 @@ class Exec:
         return f"Exec({' '.join(self.command)!r})"
 
     def probe(self, target: Target) -> None:
-        # docker-py's exec has no timeout; a probe command that blocks must not hold the
-        # readiness deadline (or a cancelled stack) hostage, so it runs on a daemon thread.
-        outcome: list[tuple[int, str]] = []
-        runner = threading.Thread(target=lambda: outcome.append(target.exec(self.command)),
-                                  daemon=True)
-        runner.start()
-        runner.join(EXEC_LIMIT)
-        if not outcome:
-            raise NotReady(f"did not finish within {EXEC_LIMIT:g}s")
-        code, output = outcome[0]
+        code, output = _bounded_exec(target, self.command)
         if code != 0:
             raise NotReady(f"exited {code}: {output.strip()[-200:]}")
 

@@ -192,24 +192,22 @@ def test_gc_removes_dead_owners_only(plant: Planter) -> None:
 def test_reaping_an_owner_spares_namesakes_in_other_namespaces_and_pid_successors(
     plant: Planter,
 ) -> None:
-    """``python -m envkit.reaper --owner`` is what a watchdog runs when its owner dies."""
-    # A live owner (not this worker: its own stacks must stay), so no concurrent sweep
-    # takes the planted stacks first; --owner skips liveness checks.
-    stand_in = subprocess.Popen(["sleep", "120"])
-    try:
-        owner = f"{socket.gethostname()}:{stand_in.pid}"
-        started = labels.process_start(stand_in.pid)
-        assert started is not None
-        mine = plant.stack("mine", owner=owner, start=started)
-        namesake = plant.stack("namesake", owner=owner, namespace=ELSEWHERE)
-        # A later process that got the same PID before the reaping was over.
-        successor = plant.stack("successor", owner=owner, start=str(int(started) + 1))
-        done = subprocess.run([sys.executable, "-m", "envkit.reaper", "--owner", owner,
-                               "--owner-start", started],
-                              capture_output=True, text=True, timeout=60, check=False)
-    finally:
-        stand_in.kill()
-        stand_in.wait()
+    """``python -m envkit.reaper --owner`` is what a watchdog runs when its owner dies.
+
+    The owner is on a host that is not this one, so no other run's sweep (which judges
+    every stack on the engine, whenever another worker or a pytester run starts) takes a
+    planted stack first: a sweep leaves other hosts' stacks alone, while ``--owner`` goes
+    by the label alone and skips liveness checks. (The successor, a live PID stamped with
+    another start time, is exactly what a sweep on the owner's host rightly removes.)
+    """
+    owner, started = f"elsewhere-{plant.tag}:{dead_pid()}", "4242"
+    mine = plant.stack("mine", owner=owner, start=started)
+    namesake = plant.stack("namesake", owner=owner, namespace=ELSEWHERE)
+    # A later process that got the same PID before the reaping was over.
+    successor = plant.stack("successor", owner=owner, start=str(int(started) + 1))
+    done = subprocess.run([sys.executable, "-m", "envkit.reaper", "--owner", owner,
+                           "--owner-start", started],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert f"removed stack {mine}" in done.stderr
     assert plant.present() == {namesake, successor}
