@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from envkit.camera import devices, leases
+from envkit.camera.plugin import _asked
 
 HOLD = """
 import sys, time
@@ -158,3 +159,24 @@ def test_is_capture_reads_the_nodes_own_caps(caps: int, device_caps: int,
     answer = struct.pack("16s32s32sIII3I", b"uvcvideo", b"Cam", b"usb", 1, caps, device_caps,
                          0, 0, 0)
     assert devices.is_capture("/dev/null", ioctl=lambda *_: answer) is captures
+
+
+@pytest.mark.parametrize(("mark", "asked"), [
+    (None, (1, True)),
+    (pytest.mark.envkit_cameras(2).mark, (2, True)),
+    (pytest.mark.envkit_cameras(n=0, real=False).mark, (0, False)),
+])
+def test_marker_arguments(mark: pytest.Mark | None, asked: tuple[int, bool]) -> None:
+    assert _asked(mark) == asked
+
+
+@pytest.mark.parametrize(("mark", "message"), [
+    (pytest.mark.envkit_cameras("two").mark, "envkit_cameras('two'): n is not a number"),
+    (pytest.mark.envkit_cameras(-1).mark, "envkit_cameras(-1): n is not a number"),
+    (pytest.mark.envkit_cameras(1, real="yes").mark, "real='yes'): real is not True or False"),
+])
+def test_bad_marker_arguments_fail_the_test_with_the_fix(mark: pytest.Mark,
+                                                         message: str) -> None:
+    with pytest.raises(pytest.fail.Exception, match="fix: ") as failed:
+        _asked(mark)
+    assert message in str(failed.value) and not failed.value.pytrace
