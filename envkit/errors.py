@@ -54,7 +54,9 @@ class SpecError(EnvkitError, ValueError):
         self.problem = problem
         parts = [f"stack {stack!r}" if stack else "", f"service {service!r}" if service else ""]
         where = ", ".join(p for p in parts if p) or "spec"
-        super().__init__(f"{where}: field {field!r} = {shown(value)}: {problem}", fix=fix)
+        # A problem may quote the value again (a path made of it): long lines are cut too.
+        told = "\n".join(_cut(line, 400) for line in problem.split("\n"))
+        super().__init__(f"{where}: field {field!r} = {shown(value)}: {told}", fix=fix)
 
 
 def shown(value: object, limit: int = 200) -> str:
@@ -63,7 +65,10 @@ def shown(value: object, limit: int = 200) -> str:
     A hostile or mistaken value (a megabyte string, an alias-expanded list) must not
     drown the message that names it; both ends stay, as they usually tell it apart.
     """
-    text = repr(value)
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     half = (limit - 30) // 2
