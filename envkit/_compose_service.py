@@ -92,7 +92,7 @@ class Converter:
             return str(raw["image"])
         spec = {"context": spec} if isinstance(spec, str) else spec
         context = self.base / str(spec.get("context", "."))
-        if "://" in str(spec.get("context", "")) or not context.is_dir():
+        if "://" in str(spec.get("context", "")) or not _is_dir(context):
             raise self.fail(name, "build.context", spec.get("context"),
                             f"no directory {context}",
                             f"give a directory relative to {self.base}")
@@ -113,7 +113,7 @@ class Converter:
             ref, required = (entry, True) if isinstance(entry, str) else (
                 entry.get("path"), entry.get("required", True))
             path = self.base / str(ref)
-            if not path.is_file() and not required:
+            if not _is_file(path) and not required:
                 continue
             try:
                 env.update(read_env_file(path))
@@ -223,6 +223,20 @@ class Converter:
         raise self.fail(name, f"x-envkit.ready[{index}]", raw, "not a readiness check",
                         "use one of {tcp: PORT}, {http: {port: P, path: /p}}, {log: REGEX}, "
                         "{exec: COMMAND}, {healthy: true}")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name the OS refuses (too long): no such file
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _strings(value: Any) -> list[str]:

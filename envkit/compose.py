@@ -190,6 +190,16 @@ _SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
     "read_only": ((bool,), "true or false"),
     "pids_limit": ((int, str), "a number of processes, e.g. 256 (-1: no limit)"),
     "mem_limit": ((int, str), "an amount of memory, e.g. 512m"),
+    "security_opt": ((list,), "a list, e.g. [no-new-privileges]"),
+    "networks": ((Mapping, list), "a list of network names or a mapping name: {aliases}"),
+}
+#: Shapes of the items of lists and mappings (``None`` items are left to the converter).
+_ITEM_SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "env_file": ((str, Mapping), "a path or a mapping {path, required}"),
+    "profiles": ((str,), "a profile name"),
+    "security_opt": ((str,), "a security option"),
+    "networks": ((str,), "a network name"),
+    "depends_on": ((str,), "a service name"),
 }
 
 
@@ -215,6 +225,37 @@ def _check_shapes(data: Mapping[str, Any], lines: _compose_yaml.Lines, stack: st
             value = raw.get(key)
             if value is not None and not isinstance(value, types):
                 raise fail(str(name), key, value, want, "services", str(name), key)
+        bad = _bad_item(raw)
+        if bad is not None:
+            key, at, item, want = bad
+            raise fail(str(name), f"{key}.{at}", item, want, "services", str(name), key, at)
+
+
+def _bad_item(raw: Mapping[str, Any]) -> tuple[str, str, object, str] | None:
+    """The first item of a list or mapping of *raw* with the wrong shape: key, place, want."""
+    for key, shape in _ITEM_SHAPES.items():
+        value = raw.get(key)
+        # name: settings (or nothing), else a list of what the table says
+        types, want = ((Mapping, type(None)), "a mapping of settings, or nothing") if (
+            isinstance(value, Mapping)) else shape
+        items = value.items() if isinstance(value, Mapping) else enumerate(
+            [value] if isinstance(value, str) else value or [])
+        for at, item in items:
+            path = item.get("path") if isinstance(item, Mapping) else ""
+            if not isinstance(item, types) or (key == "env_file" and not isinstance(path, str)):
+                return key, str(at), item, want
+    ext = raw.get("x-envkit") or {}
+    if not isinstance(ext.get("ready") or [], list):
+        return "x-envkit", "ready", ext["ready"], "a list of readiness checks"
+    if not isinstance(ext.get("build") or {}, Mapping):
+        return "x-envkit", "build", ext["build"], "a mapping {name, namespace, packages, ...}"
+    test = (raw.get("healthcheck") or {}).get("test")
+    if test is not None and not isinstance(test, str | list):
+        return "healthcheck", "test", test, "a string or a list [CMD, ...]"
+    retries = (raw.get("healthcheck") or {}).get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
+        return "healthcheck", "retries", retries, "a whole number"
+    return None
 
 
 def _stack_name(data: Any, path: Path) -> str:
@@ -276,21 +317,26 @@ class _Interpolation:
     def __call__(self, data: Any, where: tuple[str, ...] = ()) -> Any:
         """*data* with every string value interpolated; *where* locates errors."""
         if isinstance(data, str):
+            if "\x00" in data:
+                raise self._fail(where, data, "holds a NUL character",
+                                 "remove the \\0 (an escaped NUL in a double-quoted string)")
             try:
                 return interpolate(_compose_yaml.braced(data), environ=self.env,
                                    generated=self.secrets)
             except InterpolationError as exc:
-                service = where[1] if len(where) > 1 and where[0] == "services" else None
-                line = _compose_yaml.line_of(self.lines, *where)
-                raise SpecError(stack=self.stack, service=service,
-                                field=".".join(where[2:] or where), value=data,
-                                problem=f"{exc.problem} ({self.path.name} line {line})",
-                                fix=exc.fix) from None
+                raise self._fail(where, data, exc.problem, exc.fix) from None
         if isinstance(data, Mapping):
             return {k: self(v, (*where, str(k))) for k, v in data.items()}
         if isinstance(data, list):
             return [self(v, (*where, str(i))) for i, v in enumerate(data)]
         return data
+
+    def _fail(self, where: tuple[str, ...], value: str, problem: str, fix: str) -> SpecError:
+        service = where[1] if len(where) > 1 and where[0] == "services" else None
+        line = _compose_yaml.line_of(self.lines, *where)
+        return SpecError(stack=self.stack, service=service, field=".".join(where[2:] or where),
+                         value=value, problem=f"{problem} ({self.path.name} line {line})",
+                         fix=fix)
 
 
 def _split(text: str) -> list[str]:

@@ -162,7 +162,12 @@ class _Loader:
                 raise self.fail(service, where, value, f"{exc.problem} (in {self.source})",
                                 exc.fix) from None
         if isinstance(value, Mapping):
-            return {k: self.interpolated(v, [*path, str(k)]) for k, v in value.items()}
+            for key in value:
+                if not isinstance(key, str):  # YAML reads 1:, true: and null: as such
+                    service, where = _stackschema.place([*path, str(key)])
+                    raise self.fail(service, where, key, "a key must be a string",
+                                    f"quote it: '{key}':")
+            return {k: self.interpolated(v, [*path, k]) for k, v in value.items()}
         if isinstance(value, list):
             return [self.interpolated(v, [*path, i]) for i, v in enumerate(value)]
         return value
