@@ -257,8 +257,8 @@ class Healthcheck:
         raw = self.test
         test = ("CMD-SHELL", raw) if isinstance(raw, str) else tuple(raw) if isinstance(
             raw, Sequence) and not isinstance(raw, bytes) else ()
-        if not test or test[0] not in {"CMD", "CMD-SHELL", "NONE"} or not all(
-                isinstance(t, str) for t in test):
+        if not test or not all(isinstance(t, str) for t in test) or test[0] not in {
+                "CMD", "CMD-SHELL", "NONE"}:
             raise SpecError(stack=None, service=None, field="healthcheck.test", value=self.test,
                             problem="must be a list of strings starting with CMD, CMD-SHELL or "
                             "NONE", fix="write e.g. ['CMD', 'curl', '-f', 'http://localhost/'] "

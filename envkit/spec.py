@@ -232,6 +232,10 @@ class ServiceSpec:
         if self.stop_signal is not None and not isinstance(self.stop_signal, str):
             raise self._fail("stop_signal", self.stop_signal, "must be a signal name",
                              "write e.g. stop_signal='SIGINT'")
+        rules = self.device_cgroup_rules
+        if not isinstance(rules, str | Sequence) or isinstance(rules, bytes):
+            raise self._fail("device_cgroup_rules", rules, "must be a list of rules",
+                             "write e.g. device_cgroup_rules=['c 81:* rmw']")
         if not isinstance(self.conditions, Mapping):
             raise self._fail("conditions", self.conditions, "must be a mapping of "
                              "dependencies to conditions", "write e.g. conditions={'db': "
