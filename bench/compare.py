@@ -106,7 +106,7 @@ def stacks(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
             cycle()
         res[key] = _interleaved(chosen, args.runs)
         if "raw" in chosen and "envkit" in chosen:
-            res.setdefault("calls", {})[key] = calls(ctx, chain, rounds=3)
+            res.setdefault("calls", {})[key] = calls(ctx, chain, rounds=2)
 
 
 def calls(ctx: dict[str, Any], chain: Chain, rounds: int) -> dict[str, Any]:
@@ -159,7 +159,10 @@ def suites(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
     if not variants:
         return
     _say(f"parts c/d: warm-up, then {args.suite_runs} rounds of {len(variants)} runs")
-    for who in dict.fromkeys(v[3] for v in variants):  # interpreter caches, first stacks
+    # Parts a/b warmed images and engine; one tiny run warms pytest's own caches.
+    warm = [who for who in dict.fromkeys(v[3] for v in variants)
+            if who == "pytest alone" or not {"a", "b"} & args.parts]
+    for who in warm:
         with contextlib.suppress(RuntimeError):  # a failure shows again in the rounds
             contenders[who](Suite(tests=1, work=0.0, fresh=True, workers=1))
     samples: dict[tuple[str, str, Suite, str], list[float]] = {v: [] for v in variants}
