@@ -311,7 +311,7 @@ def _create_args(
         # Least privilege: no capability but those the spec names (see envkit._privileges).
         cap_drop=["ALL"],
         cap_add=list(_capabilities(spec)) or None,
-        group_add=list(spec.group_add) or None,
+        group_add=list(_groups(spec)) or None,
         read_only=spec.read_only,
         pids_limit=spec.pids_limit,
         mem_limit=spec.mem_limit,
@@ -344,6 +344,23 @@ def _capabilities(spec: ServiceSpec) -> tuple[str, ...]:
     """
     mknod = any("m" in rule.rsplit(" ", 1)[-1] for rule in spec.device_cgroup_rules)
     return tuple(sorted({*spec.cap_add, *(["MKNOD"] if mknod else [])}))
+
+
+def _groups(spec: ServiceSpec) -> tuple[str, ...]:
+    """The spec's ``group_add``, and the group of each mapped host device node.
+
+    Docker makes a mapped node in the container with the host's owner, group and mode
+    (``root:video 0660`` for a camera): its group is what lets a service that does not run
+    as root open it, and mapping a device says the service is to use it. The root group is
+    never added (it would open more than the device).
+    """
+    found = [str(g) for g in spec.group_add]
+    for device in spec.device_mappings:
+        with contextlib.suppress(OSError):  # check_devices reports a missing node
+            gid = str(os.stat(device.host).st_gid)
+            if gid != "0" and gid not in found:
+                found.append(gid)
+    return tuple(found)
 
 
 def _published_ports(container: Container) -> dict[str, int]:

@@ -133,7 +133,7 @@ def degrade(stack: Stack, service: str, port: int | str, *, impairment: Impairme
     spec = stack.spec.service(service)
     target = f"{stack.network}-{service}"  # the container name: resolvable without aliases
     proxy_spec = ServiceSpec(
-        name=name, image=PROXY, ports=tcp, stop_timeout=0,
+        name=name, image=PROXY, ports=tcp, stop_timeout=0, read_only=True, pids_limit=64,
         command=[*(f"--route={p}={target}:{p}" for p in tcp), f"--impair={key.split('/')[0]}",
                  *impairment.arguments()],
         aliases=[spec.name, *spec.aliases] if takeover else [],

@@ -26,6 +26,7 @@ import docker.errors
 import requests.exceptions
 
 from envkit import _engine
+from envkit._privileges import redact, secret_values
 from envkit.errors import EnvkitError
 
 if TYPE_CHECKING:
@@ -47,8 +48,10 @@ def write_stack(stack: Stack, folder: Path) -> list[Path]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "stack.json"]
+    # Secret-looking environment values (a JWT secret) stay out of evidence CI uploads.
+    secrets = secret_values(svc.environment for svc in stack.spec.services)
     doc: dict[str, Any] = {**stack.describe(), "spec": repr(stack.spec)}
-    written[0].write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    written[0].write_text(redact(json.dumps(doc, indent=2, default=str), secrets) + "\n")
     for service, handle in list(stack._handles.items()):
         container = handle.container
         try:
@@ -60,9 +63,10 @@ def write_stack(stack: Stack, folder: Path) -> list[Path]:
             path.write_text(f"{exc}\n")
             written.append(path)
             continue
-        (folder / f"{service}.log").write_bytes(bytes(logs))
+        (folder / f"{service}.log").write_text(
+            redact(bytes(logs).decode("utf-8", "replace"), secrets))
         (folder / f"{service}.inspect.json").write_text(
-            json.dumps(container.attrs, indent=2) + "\n")
+            redact(json.dumps(container.attrs, indent=2), secrets) + "\n")
         written += [folder / f"{service}.log", folder / f"{service}.inspect.json"]
     return written
 
@@ -78,6 +82,7 @@ class LogStreams:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{stack.id}.log"
         self._out = self.path.open("a", buffering=1)
+        self._secrets = secret_values(svc.environment for svc in stack.spec.services)
         self._write = threading.Lock()
         self._stopped = threading.Event()
         self._threads = [
@@ -94,7 +99,8 @@ class LogStreams:
             try:
                 for line in container.logs(stream=True, follow=True, since=since):
                     with self._write:
-                        self._out.write(f"{service} | {bytes(line).decode('utf-8', 'replace')}")
+                        text = redact(bytes(line).decode("utf-8", "replace"), self._secrets)
+                        self._out.write(f"{service} | {text}")
                 since = time.time()
                 container.reload()
                 while container.status != "running" and not self._stopped.wait(0.2):

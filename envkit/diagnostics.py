@@ -7,8 +7,11 @@ rerun with ``docker logs`` that, by then, has nothing left to read.
 
 from __future__ import annotations
 
+from typing import Any
+
 from envkit import _engine
-from envkit.errors import EnvkitError, StackStateError
+from envkit._privileges import redact, secret_values
+from envkit.errors import EnvkitError, StackStateError, privilege_hint
 from envkit.runtime import Stack
 
 LOG_TAIL = 25
@@ -37,8 +40,23 @@ def _service(stack: Stack, service: str, tail: int) -> str:
     if state.get("OOMKilled"):
         status += ", OOM-killed"
     ports = ", ".join(f"{k} -> {v}" for k, v in stack.ports(service).items()) or "none"
-    text = bytes(logs).decode("utf-8", "replace").rstrip("\n")
+    secrets = secret_values(svc.environment for svc in stack.spec.services)
+    text = redact(bytes(logs).decode("utf-8", "replace").rstrip("\n"), secrets)
     lines = "\n".join(f"    {line}" for line in text.splitlines()) or "    (no output)"
     image = (container.attrs.get("Config") or {}).get("Image", "?")
-    return (f"--- {service} ({status}; image {image}; ports {ports}); "
-            f"last {tail} log lines:\n{lines}")
+    hint = privilege_hint(text.splitlines())
+    return (f"--- {service} ({status}; image {image}; ports {ports}; "
+            f"{_privileges(container.attrs)}); last {tail} log lines:\n{lines}"
+            + (f"\n    hint: {hint}" if hint else ""))
+
+
+def _privileges(attrs: dict[str, Any]) -> str:
+    """``user 10001:10001, caps CHOWN, read-only, pids 256``: what the service may do."""
+    host, config = attrs.get("HostConfig") or {}, attrs.get("Config") or {}
+    caps = ",".join(host.get("CapAdd") or []) or "none"
+    parts = [f"user {config.get('User') or 'root (image default)'}", f"caps {caps}"]
+    if host.get("ReadonlyRootfs"):
+        parts.append("read-only")
+    if host.get("PidsLimit"):
+        parts.append(f"pids {host['PidsLimit']}")
+    return ", ".join(parts)

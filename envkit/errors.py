@@ -179,8 +179,36 @@ class ReadinessTimeoutError(EnvkitError, TimeoutError):
                     f"last failed with: {last_error}")
             fix = ("read the log lines above; raise the service's `ready_timeout` if it is "
                    "only slow, or correct its command or readiness check")
+        hint = privilege_hint(self.log_tail)
         super().__init__(f"{head}\n  container: {status}\n  last log lines:\n    {logs}",
-                         fix=fix)
+                         fix=f"{hint}; else {fix}" if hint else fix)
+
+
+#: What a service's log says when envkit's least privilege stopped it, and what to change.
+_PRIVILEGE_HINTS = (
+    ("Operation not permitted", "envkit runs every container without Linux capabilities: "
+     "give the service those it needs with cap_add (chown: CHOWN; switching user: SETUID, "
+     "SETGID; files of other users: DAC_OVERRIDE, FOWNER)"),
+    ("Read-only file system", "the service's root file system is read-only (read_only): "
+     "give the paths it writes as tmpfs or volumes"),
+    ("Resource temporarily unavailable", "the service may have hit its process limit: "
+     "raise pids_limit (1024 by default; threads count)"),
+    ("can't start new thread", "the service hit its process limit: raise pids_limit "
+     "(1024 by default; threads count)"),
+    ("Permission denied", "check that the user the service runs as (user, or the image's "
+     "USER) may write what it writes, or give it cap_add: [DAC_OVERRIDE]"),
+)
+
+
+def privilege_hint(log_lines: Sequence[str]) -> str:
+    """What to change when *log_lines* show a denial that least privilege may cause, or ``""``.
+
+    envkit drops every capability, and a spec may set a read-only root or a low process
+    limit; a service written for Docker's defaults then fails with one of these errors,
+    far from the setting that caused it.
+    """
+    text = "\n".join(log_lines)
+    return "; ".join(hint for marker, hint in _PRIVILEGE_HINTS if marker in text)
 
 
 class StackStateError(EnvkitError, RuntimeError):

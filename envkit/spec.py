@@ -98,10 +98,13 @@ class ServiceSpec:
     :param init: run an init process as PID 1 (reaps zombies, forwards signals).
     :param stop_signal: the signal teardown sends first (``SIGTERM`` unless the image
         says otherwise).
-    :param devices: ``host[:container[:perms]]`` device mappings.
+    :param devices: ``host[:container[:perms]]`` device mappings; the container's user
+        gets the group of each host node (unless it is root's), so a service that does not
+        run as root opens the devices mapped to it.
     :param tmpfs: ``path[:options]`` tmpfs mounts.
     :param device_cgroup_rules: device cgroup rules such as ``c 81:* rmw``: device nodes
-        the container may create (mknod) and open later, while it runs (hot-plug).
+        the container may create (mknod) and open later, while it runs (hot-plug); a rule
+        with ``m`` gives the container the ``MKNOD`` capability.
     :param volumes: ``name:/path[:ro]`` (a volume of the stack, made with it and removed
         with it; services naming the same volume share it) or ``/host/path:/path[:ro]``
         (a bind mount; the host path must be absolute), or :class:`Mount` objects.

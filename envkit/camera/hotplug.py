@@ -5,6 +5,9 @@ camera service's README). A real device is a character node made inside the runn
 container with ``mknod``; the kernel lets the container create and open it only when the
 service was created with a matching device cgroup rule (``c 81:* rmw`` for V4L2, see
 :data:`V4L2_RULE`). Both go through the stack's ``exec``, so the core stays camera-free.
+The service runs as an unprivileged user without capabilities; a node is made by ``exec``
+as root in the ``video`` group (the service's), with the ``MKNOD`` capability that a rule
+allowing ``m`` brings (see :class:`~envkit.spec.ServiceSpec`), owned ``root:video 0660``.
 The camera service polls ``/dev/video*`` and its marker directory (0.5 s in the default
 stack), sends ``camera_status_update``, and adds or deletes the MediaMTX path ``cameraN``.
 """
@@ -42,8 +45,14 @@ def _index(stack: Stack, service: str, preferred: int | None) -> int:
     return next(i for i in range(len(taken) + 1) if i not in taken)
 
 
-def _run(stack: Stack, service: str, command: str, what: str, fix: str) -> None:
-    result = stack.exec(service, command)
+#: Who makes and removes device nodes in the container: root (the owner of its /dev), in
+#: the group through which the service opens cameras.
+NODE_MAKER = "0:video"
+
+
+def _run(stack: Stack, service: str, command: str, what: str, fix: str, *,
+         user: str | None = None) -> None:
+    result = stack.exec(service, command, user=user)
     if result.exit_code != 0:
         raise EnvkitError(f"could not {what} in {service} of stack {stack.id}: "
                           f"{result.output.strip() or f'exit code {result.exit_code}'}", fix=fix)
@@ -79,7 +88,8 @@ def plug_camera(stack: Stack, service: str = SERVICE, device: str | None = None,
          f"out=$( (: <> {node}) 2>&1 ) || case $out in *ermitted*) rm -f {node}; "
          f"echo \"$out\"; exit 1;; esac", f"open {node} ({major}:{minor})",
          f"create the service with device_cgroup_rules=['c {major}:* rmw'] "
-         f"(camera.default_stack(..., hotplug=True) has {V4L2_RULE!r})")
+         f"(camera.default_stack(..., hotplug=True) has {V4L2_RULE!r}); the rule also "
+         "gives it the MKNOD capability", user=NODE_MAKER)
     return node
 
 
@@ -93,5 +103,8 @@ def unplug_camera(stack: Stack, service: str, device: str) -> None:
         raise EnvkitError(f"{device!r} is not a camera of the container",
                           fix="pass the /dev/videoN path that plug_camera returned")
     name = f"video{found.group(1)}"
-    _run(stack, service, f"rm -f /dev/{name} {SYNTHETIC_DIR}/{name}", f"remove {device}",
+    # The marker is the service's own file, the node root's: each goes by its owner.
+    _run(stack, service, f"rm -f {SYNTHETIC_DIR}/{name}", f"remove {device}",
          "check that the service still runs")
+    _run(stack, service, f"[ ! -e /dev/{name} ] || rm -f /dev/{name}", f"remove {device}",
+         "check that the service still runs", user=NODE_MAKER)

@@ -119,4 +119,6 @@ def service(
     return ServiceSpec(
         name=name, image=image, ports=list(PORTS), environment=dict(environment or {}),
         devices=list(devices), ready=list(READY), ready_timeout=60.0,
+        # As the packaged compose file runs it: read-only, writing only to /tmp.
+        read_only=True, tmpfs=["/tmp:size=64m"], pids_limit=256,
     )

@@ -6,6 +6,7 @@ they become; the real engine's view of them is in tests/integration/test_privile
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -186,3 +187,14 @@ def test_redact_cuts_secret_values_out_of_text() -> None:
     assert secrets == {"abcdef123"}  # short values and plain names are left alone
     assert _privileges.redact("Env=API_TOKEN=abcdef123 x", secrets) == (
         "Env=API_TOKEN=<redacted> x")
+
+
+def test_a_mapped_device_brings_its_group_but_never_root_s(tmp_path: Path) -> None:
+    node, rooted = tmp_path / "video0", tmp_path / "video1"
+    node.touch()
+    rooted.touch()
+    os.chown(node, -1, 4321)
+    os.chown(rooted, -1, 0)
+    host = _create(_svc(devices=[f"{node}:/dev/video0", f"{rooted}:/dev/video1"],
+                        group_add=["video"]))["host_config"]
+    assert host["GroupAdd"] == ["video", "4321"]
