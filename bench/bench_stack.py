@@ -36,7 +36,7 @@ def fanout() -> StackSpec:
     ])
 
 
-def _wait_http(url: str, timeout: float = 30.0) -> None:
+def _wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -93,18 +93,20 @@ def envkit_cycle(kit: Envkit, spec: StackSpec) -> tuple[float, float]:
 
 
 def _interleaved(
-    contenders: dict[str, Callable[[], tuple[float, float]]], runs: int
+    contenders: dict[str, Callable[[], tuple[float, float] | None]], runs: int
 ) -> dict[str, dict[str, float]]:
     """Alternate the contenders run by run, so drift in the machine's load hits both alike."""
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for i in range(runs):
         order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
         for name in order:
-            samples[name].append(contenders[name]())
+            got = contenders[name]()
+            if got is not None:  # a contender may report a failed run as None
+                samples[name].append(got)
     return {
         name: {"up": statistics.median(u for u, _ in got),
                "down": statistics.median(d for _, d in got)}
-        for name, got in samples.items()
+        for name, got in samples.items() if got
     }
 
 

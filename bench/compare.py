@@ -99,14 +99,28 @@ def stacks(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
     for part, key, chain, allowed in parts:
         if part not in args.parts or chain is None:
             continue
-        chosen = {k: partial(v, chain) for k, v in cycles.items()
-                  if k in allowed and k in args.contenders}
+        chosen = {k: partial(_tolerant, res, f"({part}) {k}", partial(v, chain))
+                  for k, v in cycles.items() if k in allowed and k in args.contenders}
         _say(f"part {part}: {key}, warm-up then {args.runs} interleaved rounds")
         for cycle in chosen.values():
             cycle()
         res[key] = _interleaved(chosen, args.runs)
         if "raw" in chosen and "envkit" in chosen:
-            res.setdefault("calls", {})[key] = calls(ctx, chain, rounds=2)
+            try:
+                res.setdefault("calls", {})[key] = calls(ctx, chain, rounds=2)
+            except Exception as failed:  # as in _tolerant: the rest still counts
+                res["failures"].append(f"({part}) engine calls: {failed!r}"[:1500])
+
+
+def _tolerant(res: dict[str, Any], what: str,
+              cycle: Callable[[], tuple[float, float]]) -> tuple[float, float] | None:
+    """Run *cycle*; a failure is recorded and the round goes on without it."""
+    try:
+        return cycle()
+    except Exception as failed:  # a loaded engine may miss a deadline: keep the others
+        res["failures"].append(f"{what}: {type(failed).__name__}: {str(failed)[-1500:]}")
+        _say(f"{what}: FAILED ({type(failed).__name__})")
+        return None
 
 
 def calls(ctx: dict[str, Any], chain: Chain, rounds: int) -> dict[str, Any]:

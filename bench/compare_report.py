@@ -99,7 +99,7 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(target, measured, met?) for each of issue 13's targets the run measured."""
     out = []
     default = res.get("default")
-    if default and "envkit" in default:
+    if default and "envkit" in default and "raw" in default:
         r = default["envkit"]["up"] / default["raw"]["up"]
         out.append(("default stack up <= 0.7x sequential raw", f"{r:.2f}x", _met(r, "default_up")))
     suites = res.get("suites", [])
@@ -144,7 +144,9 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
     cases: dict[str, dict[str, float]] = {}
     for part in ("chain", "default"):
-        for who, row in res.get(part, {}).items():
+        if "raw" not in res.get(part, {}):
+            continue
+        for who, row in res[part].items():
             cases.setdefault(f"{part} up", {})[who] = row["up"] / res[part]["raw"]["up"]
     for r in res.get("suites", []):
         raw = _cell(res["suites"], r["part"], r["body"], r["workers"], "raw")

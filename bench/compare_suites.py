@@ -58,7 +58,7 @@ LABELS = {{"envkit.bench": os.environ["BENCH_RUN"]}}
 
 
 def wait_http(url):
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             with urllib.request.urlopen(url, timeout=1):
