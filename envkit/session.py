@@ -246,8 +246,13 @@ class Envkit:
     def prepare(self, ref: str) -> None:
         """Start spares of the stack *ref* names in the background, before it is asked for."""
         pool = self._warm_pool()
-        if pool is not None:
-            pool.prepare(ref, lambda: self.spec(ref))
+        if pool is None:
+            return
+        # Imported here first: this thread (a test's first fixture) and the pool's would
+        # otherwise import the docker SDK at once, which can deadlock in importlib.
+        from envkit import _engine, compose, images, reaper, runtime, stackfile  # noqa: F401
+
+        pool.prepare(ref, lambda: self.spec(ref))
 
     def close_pool(self, timeout: float | None = None) -> list[str]:
         """Stop the warm pool and hand its spares to the remover; what could not be.
