@@ -287,9 +287,9 @@ class ServiceSpec:
     def _check_probed_ports(self) -> None:
         # Host-side probes reach the service through a published port only.
         for check in self.ready:
-            port = getattr(check, "port", None)
-            if port is None:
+            if not hasattr(check, "port"):
                 continue
+            port = check.port  # Tcp(None) is a check of no port, not a check without one
             try:
                 probed = parse_port(port, service=self.name)
             except SpecError as exc:
