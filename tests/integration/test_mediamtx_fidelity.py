@@ -195,11 +195,38 @@ def test_hook_environment_has_the_query(envkit_stack_factory) -> None:
 def test_hls_plays_a_ready_path(envkit_stack_factory) -> None:
     stack = envkit_stack_factory(StackSpec(name="mtxfidhls",
                                            services=[mediamtx(), publisher("cam")]))
-    mc.wait_path_ready(stack.url("mediamtx", 9997), "cam")
+    api = stack.url("mediamtx", 9997)
+    mc.wait_path_ready(api, "cam")
     url = stack.url("mediamtx", 8888) + "/cam/index.m3u8"
-    if _CHOSEN[0] == STANDIN:
-        pytest.xfail("the stand-in does not serve HLS yet (issue 9, row HLS)")
+    # Upstream's first answer is a 302 that sets the cookieCheck cookie.
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(url, timeout=5)
+    assert redirect.value.code == 302
+    assert redirect.value.headers["Location"] == "/cam/index.m3u8?cookieCheck=1"
+    assert "cookieCheck=1" in redirect.value.headers["Set-Cookie"]
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                           "stream=codec_name,width,height", "-of", "csv=p=0", url],
                          capture_output=True, text=True, timeout=60, check=False)
-    assert out.stdout.strip() == "h264,320,240", out.stderr
+    # ffprobe lists the stream once under the variant's program and once on its own.
+    assert set(out.stdout.split()) == {"h264,320,240"}, out.stderr
+    muxers = mc.checked(api, "GET", "/v3/hlsmuxers/list", None, expect=200).json()
+    assert [m["path"] for m in muxers["items"]] == ["cam"]
+    path = mc.checked(api, "GET", "/v3/paths/get/cam", None, expect=200).json()
+    assert {"type": "hlsMuxer", "id": ""} in path["readers"]
+
+
+def test_hls_of_a_path_without_a_stream(envkit_stack_factory) -> None:
+    stack = envkit_stack_factory(StackSpec(name="mtxfidhls404", services=[mediamtx()]))
+    base = stack.url("mediamtx", 8888)
+    status, _, body = _raw(base + "/nostream/index.m3u8?cookieCheck=1")
+    assert (status, body) == (404, b'{"status":"error","error":"no stream is available '
+                                   b'on path \'nostream\'"}')
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        urllib.request.build_opener(_NoRedirect).open(base + "/nostream", timeout=5)
+    assert (redirect.value.code, redirect.value.headers["Location"]) == (302, "/nostream/")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None

@@ -14,21 +14,10 @@ import asyncio
 from . import log
 from .api import API
 from .config import Conf
+from .hls import HLSServer
 from .paths import PathManager
 from .rtsp_server import RTSPServer
 from .webrtc import WebRTCServer
-
-
-class HLSState:
-    """The HLS muxers the API lists (none are created: the stand-in does not mux HLS)."""
-
-    def api_list(self) -> list[dict[str, object]]:
-        """Every muxer."""
-        return []
-
-    def api_get(self, name: str) -> dict[str, object] | None:
-        """One muxer, or None (``muxer not found``)."""
-        return None
 
 
 class Core:
@@ -39,7 +28,7 @@ class Core:
         self.paths = PathManager(conf)
         self.rtsp: RTSPServer | None = None
         self.webrtc: WebRTCServer | None = None
-        self.hls: HLSState | None = None
+        self.hls: HLSServer | None = None
         self.api: API | None = None
         self._reloads: set[asyncio.Task[None]] = set()
 
@@ -57,9 +46,8 @@ class Core:
             self.rtsp = RTSPServer(g, self.paths)
             await self.rtsp.start()
         if g.get("hls"):
-            self.hls = HLSState()
-            log.warn("[HLS] muxing is not implemented by the envkit stand-in; "
-                     "not listening")
+            self.hls = HLSServer(self)
+            await self.hls.start()
         if g.get("webrtc"):
             self.webrtc = WebRTCServer(self)
             await self.webrtc.start()
@@ -68,7 +56,9 @@ class Core:
         if self.webrtc is not None:
             await self.webrtc.close()
             self.webrtc = None
-        self.hls = None
+        if self.hls is not None:
+            await self.hls.close()
+            self.hls = None
         if self.rtsp is not None:
             await self.rtsp.close()
             self.rtsp = None

@@ -93,6 +93,16 @@ class PathManager:
                 self._remove_idle(path)
         return path
 
+    async def ready_path(self, name: str) -> Path:
+        """The path ``name`` once its stream is available (an internal reader, e.g. HLS)."""
+        path = self.get_or_create(name)
+        try:
+            await path.wait_available()
+        finally:
+            if path.should_close():
+                self._remove_idle(path)
+        return path
+
     def add_publisher(self, name: str, publisher: Endpoint) -> Path:
         """Reserve ``name`` for a publisher."""
         path = self.get_or_create(name)
