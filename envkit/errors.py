@@ -52,7 +52,8 @@ class SpecError(EnvkitError, ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        parts = [f"stack {stack!r}" if stack else "", f"service {service!r}" if service else ""]
+        parts = [f"stack {shown(stack, 100)}" if stack else "",
+                 f"service {shown(service, 100)}" if service else ""]
         where = ", ".join(p for p in parts if p) or "spec"
         # A problem may quote the value again (a path made of it): long lines are cut too.
         told = "\n".join(_cut(line, 400) for line in problem.split("\n"))
