@@ -84,7 +84,8 @@ def pool_option(override: str | None) -> str | None:
     return found.group(1) if found else None
 
 
-def stacks(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
+def stacks(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any],
+           only: str) -> None:
     """Parts a and b: one stack up and down per contender, then the engine calls."""
     kit: Envkit = ctx["kit"]
     cycles: dict[str, Callable[[Chain], tuple[float, float]]] = {
@@ -94,10 +95,10 @@ def stacks(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
         "pytest-docker": pytest_docker_cycle,
         "envkit": lambda chain: envkit_cycle(kit, chain.spec),
     }
-    parts = [("a", "chain", ctx["chain"], set(cycles)),
-             ("b", "default", ctx.get("default"), {"raw", "envkit"})]
+    parts = [("b", "default", ctx.get("default"), {"raw", "envkit"}),
+             ("a", "chain", ctx["chain"], set(cycles))]
     for part, key, chain, allowed in parts:
-        if part not in args.parts or chain is None:
+        if part != only or part not in args.parts or chain is None:
             continue
         chosen = {k: partial(_tolerant, res, f"({part}) {k}", partial(v, chain))
                   for k, v in cycles.items() if k in allowed and k in args.contenders}
@@ -169,7 +170,7 @@ def suites(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
                 # One stack per worker never takes a spare: the pool would only cost.
                 variants += [(part, body, suite, who) for who in contenders
                              if (part == "c" or who != "envkit pool")
-                             and f"{part}:{who}" not in args.skip]
+                             and not {f"{part}:{who}", f"{part}:{body}:{who}"} & args.skip]
     if not variants:
         return
     _say(f"parts c/d: warm-up, then {args.suite_runs} rounds of {len(variants)} runs")
@@ -191,6 +192,13 @@ def suites(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -
                 continue
             _say(f"round {i + 1}: ({v[0]}) {v[1]} -n {v[2].workers} {v[3]}: "
                  f"{samples[v][-1]:.1f} s")
+            _suite_rows(res, samples, runner)
+    _suite_rows(res, samples, runner)
+
+
+def _suite_rows(res: dict[str, Any], samples: dict[tuple[str, str, Suite, str], list[float]],
+                runner: SuiteRunner) -> None:
+    """Medians so far (kept after every sample, so an interrupted run still reports)."""
     res["suites"] = [
         {"part": part, "body": body, "workers": suite.workers, "contender": who,
          "median": statistics.median(got), "samples": got,
@@ -242,10 +250,10 @@ def _interrupted(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def measure(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
-    """Run the chosen parts; the results as compare_report takes them."""
+def measure(args: argparse.Namespace, ctx: dict[str, Any], res: dict[str, Any]) -> None:
+    """Run the chosen parts, filling *res* as compare_report takes it, part by part."""
     kit: Envkit = ctx["kit"]
-    res: dict[str, Any] = {
+    res |= {
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(kit.engine.client), "notes": [], "failures": [],
         "options": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()
@@ -257,12 +265,13 @@ def measure(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
         default = kit.spec("default")
         ctx["default"] = Chain(spec=default, tags=_tags(kit, default), run=ctx["run"],
                                workdir=ctx["tmp"])
-    stacks(args, ctx, res)
+    # Targets first (b, c), so a machine too loaded to finish still reports them.
+    stacks(args, ctx, res, "b")
     if "i" in args.parts:
         images(args, ctx, res)
-    suites(args, ctx, res)
     res["notes"] = notes(ctx)
-    return res
+    suites(args, ctx, res)
+    stacks(args, ctx, res, "a")
 
 
 def _tags(kit: Envkit, spec: StackSpec) -> dict[str, str]:
@@ -316,8 +325,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", help="comma-separated -n values (default 1,2,4)")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help=f"comma-separated subset of {', '.join(CONTENDERS)}")
-    p.add_argument("--skip", default="", help="comma-separated part:contender pairs to "
-                   "leave out, e.g. c:pytest-docker")
+    p.add_argument("--skip", default="", help="comma-separated part:contender or "
+                   "part:body:contender to leave out, e.g. c:pytest-docker,c:work:raw")
     p.add_argument("--pool-option", help="envkit's warm-pool option, if not found by itself")
     p.add_argument("--out", help="the page to write (default docs/benchmarks.md)")
     p.add_argument("--report-only", metavar="JSON", help="rewrite the page from saved results")
@@ -352,10 +361,15 @@ def main(argv: list[str] | None = None) -> int:
                            "pool": pool_option(args.pool_option)}
     ctx["log"].attach(ctx["raw_api"])
     ctx["log"].attach(kit.engine.client.api)
+    res: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="envkit-compare-") as tmp:
             ctx["tmp"] = Path(tmp)
-            res = measure(args, ctx)
+            measure(args, ctx, res)
+    except KeyboardInterrupt:
+        _say("interrupted: reporting what was measured so far")
+        res.setdefault("notes", []).append("**This run was interrupted: parts missing above "
+                                           "were not measured.**")
     finally:
         left = sweep(kit.engine.client, run, ctx["sessions"])
         _say(f"cleanup: {left} leftover resource(s) removed")
