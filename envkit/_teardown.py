@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-
-from docker.models.containers import Container
+from typing import Any
 
 from envkit import _engine, labels
 from envkit._engine import Engine
@@ -28,10 +27,12 @@ def teardown(
     """
     client = engine.client
     selector = labels.selector(stack=stack_id)
-    containers = _engine.call(
+    # One request: the listing carries the name, labels and state teardown needs, where
+    # the SDK's containers.list would inspect each container too (one more request each,
+    # and one more chance for a flaky engine to fail the whole listing).
+    containers: list[dict[str, Any]] = _engine.call(
         f"list containers of {stack_id}",
-        # Another cleaner (the reaper, gc) may remove one between listing and inspecting.
-        lambda: client.containers.list(all=True, filters=selector, ignore_removed=True),
+        lambda: client.api.containers(all=True, filters=selector),
     )
     timeouts = stop_timeouts or {}
     failures: list[EnvkitError] = []
@@ -45,7 +46,8 @@ def teardown(
 
     with ThreadPoolExecutor(max_workers=max(len(containers), 1)) as pool:
         list(pool.map(lambda c: attempt(partial(
-            _remove_container, c, timeouts.get(c.labels.get(labels.SERVICE, ""), 2.0))),
+            _remove_container, engine, c,
+            timeouts.get((c.get("Labels") or {}).get(labels.SERVICE, ""), 2.0))),
             containers))
     nets = _engine.call("list networks", lambda: client.networks.list(filters=selector))
     vols = _engine.call("list volumes", lambda: client.volumes.list(filters=selector))
@@ -61,10 +63,15 @@ def teardown(
     return len(containers) + len(nets) + len(vols)
 
 
-def _remove_container(container: Container, stop_timeout: float) -> None:
-    def remove() -> None:
-        if stop_timeout > 0 and container.status == "running":
-            container.stop(timeout=max(round(stop_timeout), 1))
-        container.remove(force=True, v=True)
+def _remove_container(engine: Engine, listed: dict[str, Any], stop_timeout: float) -> None:
+    """Stop (with the service's timeout) and remove one container as the listing gave it."""
+    api = engine.client.api
+    ident = str(listed["Id"])
+    name = str((listed.get("Names") or [ident[:12]])[0]).lstrip("/")
 
-    _engine.remove(f"remove container {container.name}", remove)
+    def remove() -> None:
+        if stop_timeout > 0 and listed.get("State") == "running":
+            api.stop(ident, timeout=max(round(stop_timeout), 1))
+        api.remove_container(ident, force=True, v=True)
+
+    _engine.remove(f"remove container {name}", remove)
