@@ -111,6 +111,8 @@ def work(
                 stack.down()
         left = sum(len(s.resources) for s in list_stacks(kit.engine.client, selector=mine))
         samples.append(_sample(cycle, time.perf_counter() - began, left))
+        # Progress on stderr (stdout carries the figures): a long soak shows it is alive.
+        print(f"{worker} cycle {cycle}/{cycles}: {samples[-1]}", file=sys.stderr, flush=True)
         if cycle in (baseline, cycles):
             totals[str(cycle)] = engine_totals(kit)
     return {"worker": worker, "samples": [asdict(s) for s in samples], "totals": totals,
