@@ -209,6 +209,9 @@ def call(
     try:
         return retrying(fn)()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        if refused(exc):  # the request's own fix assumes an engine that answers
+            fix = (f"the engine refused connections for {RESTART_WINDOW:g} s: check that "
+                   "dockerd runs, then `envkit gc` removes what is left")
         raise EngineError(action=action, cause=_short(exc), fix=fix) from exc
 
 

@@ -103,3 +103,13 @@ def test_connect_retries_a_reset_but_not_a_refusal(monkeypatch: pytest.MonkeyPat
     with pytest.raises(EngineUnavailableError):
         _engine.connect({"DOCKER_HOST": "unix:///x.sock"})
     assert len(tries) == 1
+
+
+def test_an_engine_that_stays_away_is_named_in_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine, "RESTART_WINDOW", 0.2)
+
+    def down() -> None:
+        raise _refused()
+
+    with pytest.raises(EngineError, match="check that dockerd runs"):
+        _engine.call("create network n", down, fix="check the network's name")
