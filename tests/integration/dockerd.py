@@ -1,10 +1,16 @@
 """A second Docker engine for the tests: a private ``dockerd`` started and stopped here.
 
 It shares the machine's kernel with the main engine, so it is kept out of that engine's
-way: its own data root, exec root, socket, pid file and containerd namespace, no default
-bridge (``--bridge=none``), and no iptables management (``--iptables=false``: two
-daemons rewriting the same chains would break each other). What that costs, found on
-this machine:
+way: its own data root, exec root, socket, pid file and containerd namespace, a default
+bridge of its own, and no iptables management (``--iptables=false``: two daemons
+rewriting the same chains would break each other). Found on this machine:
+
+- ``--bridge=none`` must not be used beside another daemon: at start, dockerd then
+  deletes any host interface named ``docker0`` (it assumes its own, left from an earlier
+  configuration), and the main engine loses its default bridge: every ``docker build``
+  RUN step and every container on the default network fails ("could not find bridge
+  docker0") until docker0 is recreated. So a bridge interface is made here for the second
+  daemon (``--bridge=<it>``, outside both daemons' pools) and deleted on stop.
 
 - The main daemon's ``/etc/docker/daemon.json`` would be read too (it names the main data
   root, which a second daemon must not share), so an empty ``--config-file`` is given.
@@ -50,6 +56,7 @@ class Dockerd:
     data_root: Path
     process: subprocess.Popen[bytes]
     rule: tuple[str, ...] | None
+    bridge: str
 
     @property
     def log(self) -> str:
@@ -81,6 +88,22 @@ def _accept_rule(pool: str) -> tuple[str, ...] | None:
     return rule
 
 
+def _bridge(index: int) -> str:
+    """Make the second daemon's default bridge (dockerd needs a named one to exist)."""
+    name = f"envkit-e2-{index % 50}"
+    ip = shutil.which("ip")
+    if ip is None:
+        raise DockerdUnavailable("no `ip` command to make the second engine's bridge")
+    subprocess.run([ip, "link", "del", name], check=False, capture_output=True)  # a leftover
+    for step in (["link", "add", name, "type", "bridge"],
+                 ["addr", "add", f"10.199.{index % 50}.1/24", "dev", name],
+                 ["link", "set", name, "up"]):
+        done = subprocess.run([ip, *step], check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DockerdUnavailable(f"ip {' '.join(step)} failed: {done.stderr.strip()}")
+    return name
+
+
 def start(*, index: int = 0, timeout: float = 60.0) -> Dockerd:
     """Start a private engine; *index* picks its subnet pool (one per concurrent engine).
 
@@ -97,9 +120,10 @@ def start(*, index: int = 0, timeout: float = 60.0) -> Dockerd:
     pool = f"10.{200 + index % 50}.0.0/16"
     data_root = _data_root(folder)
     namespace = f"envkit-e2-{folder.name[-8:]}"
+    bridge = _bridge(index)
     cmd = [binary, "--config-file", str(folder / "daemon.json"), "--data-root", str(data_root),
            "-H", f"unix://{folder}/s.sock", "--exec-root", str(folder / "x"),
-           "--pidfile", str(folder / "pid"), "--bridge=none", "--iptables=false",
+           "--pidfile", str(folder / "pid"), f"--bridge={bridge}", "--iptables=false",
            "--containerd-namespace", namespace,
            "--containerd-plugins-namespace", f"{namespace}-plugins",
            "--default-address-pool", f"base={pool},size=24"]
@@ -107,11 +131,11 @@ def start(*, index: int = 0, timeout: float = 60.0) -> Dockerd:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     engine = Dockerd(url=f"unix://{folder}/s.sock", pool=pool, folder=folder,
-                     data_root=data_root, process=process, rule=None)
+                     data_root=data_root, process=process, rule=None, bridge=bridge)
     try:
         _wait_until_up(engine, timeout)
         engine = Dockerd(url=engine.url, pool=pool, folder=folder, data_root=data_root,
-                         process=process, rule=_accept_rule(pool))
+                         process=process, rule=_accept_rule(pool), bridge=bridge)
     except BaseException:
         stop(engine)
         raise
@@ -148,6 +172,7 @@ def stop(engine: Dockerd) -> None:
             os.killpg(engine.process.pid, signal.SIGKILL)
             engine.process.wait(timeout=10)
     _unmount_under(engine.folder, engine.data_root)
+    subprocess.run(["ip", "link", "del", engine.bridge], check=False, capture_output=True)
     shutil.rmtree(engine.folder, ignore_errors=True)
     shutil.rmtree(engine.data_root, ignore_errors=True)
 
