@@ -8,6 +8,7 @@ Rows the stand-in does not close yet are marked xfail on the stand-in only.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
 import time
@@ -36,10 +37,11 @@ def mediamtx(env: Mapping[str, str] | None = None) -> ServiceSpec:
                        environment=dict(env or {}), ready=READY)
 
 
-def publisher(path: str = "cam") -> ServiceSpec:
+def publisher(path: str = "cam", transport: str = "tcp") -> ServiceSpec:
+    args = mc.publish_args(f"rtsp://mediamtx:8554/{path}")[1:]
     return ServiceSpec(
         name="publisher", image=STANDIN, depends_on=["mediamtx"],
-        command=["ffmpeg", "-nostdin", *mc.publish_args(f"rtsp://mediamtx:8554/{path}")[1:]])
+        command=["ffmpeg", "-nostdin", *args[:-1], "-rtsp_transport", transport, args[-1]])
 
 
 
@@ -230,3 +232,47 @@ def test_hls_of_a_path_without_a_stream(envkit_stack_factory) -> None:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
+
+
+UDP_ENV = {"MTX_RTSPTRANSPORTS": "udp,multicast,tcp"}
+
+
+def _read_in_network(stack, transport: str) -> tuple[int, str, dict[str, object]]:  # type: ignore[no-untyped-def]
+    """Read 30 frames from inside the stack's network; return (exit code, output, session).
+
+    The reader is FFmpeg run in the publisher's container (on the stack's network, as a
+    camera service would be); its session is caught from the API while it plays.
+    """
+    base = stack.url("mediamtx", 9997)
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport",
+           transport, "-i", "rtsp://mediamtx:8554/cam", "-frames:v", "30", "-f", "null", "-"]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(stack.container("publisher").exec_run, cmd)
+        session: dict[str, object] = {}
+        deadline = time.monotonic() + 30
+        while not session and time.monotonic() < deadline and not running.done():
+            items = mc.checked(base, "GET", "/v3/rtspsessions/list").json()["items"]
+            session = next((s for s in items if s["state"] == "read"), {})
+            time.sleep(0.1)
+        result = running.result(timeout=60)
+    return result.exit_code, result.output.decode(errors="replace"), session
+
+
+def test_rtsp_over_udp_publish_and_read_in_the_stack_network(envkit_stack_factory) -> None:
+    stack = envkit_stack_factory(StackSpec(name="mtxfidudp", services=[
+        mediamtx(UDP_ENV), publisher("cam", transport="udp")]))
+    base = stack.url("mediamtx", 9997)
+    mc.wait_path_ready(base, "cam")
+    mc.wait_log(stack, r"INF \[RTSP\] started with listeners on :8554 \(TCP/RTSP\), "
+                     r":8000 \(UDP/RTP\), :8001 \(UDP/RTCP\)\n")
+    time.sleep(1)
+    items = mc.checked(base, "GET", "/v3/rtspsessions/list").json()["items"]
+    pub = next(s for s in items if s["state"] == "publish")
+    assert pub["transport"] == "UDP" and pub["inboundRTPPackets"] > 0, pub
+    code, output, session = _read_in_network(stack, "udp")
+    assert code == 0, output
+    assert session.get("transport") == "UDP" and session.get("path") == "cam", session
+    # Multicast: a reader in the same bridge network joins the path's group.
+    code, output, session = _read_in_network(stack, "udp_multicast")
+    assert code == 0, output
+    assert session.get("transport") == "UDP-multicast", session

@@ -117,6 +117,14 @@ class Transport:
     multicast: bool
     interleaved: tuple[int, int] | None
     record: bool
+    client_ports: tuple[int, int] | None = None
+
+    @property
+    def kind(self) -> str:
+        """Upstream's name of the transport: ``TCP``, ``UDP`` or ``UDP-multicast``."""
+        if self.protocol == "TCP":
+            return "TCP"
+        return "UDP-multicast" if self.multicast else "UDP"
 
 
 def parse_transport(value: str) -> Transport:
@@ -126,6 +134,7 @@ def parse_transport(value: str) -> Transport:
     proto = params[0].upper()
     protocol = "TCP" if proto.endswith("/TCP") else "UDP"
     interleaved: tuple[int, int] | None = None
+    client_ports: tuple[int, int] | None = None
     multicast = False
     record = False
     for param in params[1:]:
@@ -134,8 +143,11 @@ def parse_transport(value: str) -> Transport:
         if key == "interleaved" and val:
             lo, _, hi = val.partition("-")
             interleaved = (int(lo), int(hi) if hi else int(lo) + 1)
+        elif key == "client_port" and val:
+            lo, _, hi = val.partition("-")
+            client_ports = (int(lo), int(hi) if hi else int(lo) + 1)
         elif key == "multicast":
             multicast = True
         elif key == "mode":
             record = val.strip('"').lower() == "record"
-    return Transport(protocol, multicast, interleaved, record)
+    return Transport(protocol, multicast, interleaved, record, client_ports)

@@ -1,9 +1,10 @@
 """RTSP server: one asyncio task per TCP connection, requests handled in order.
 
 Why: publishers (FFmpeg ``-f rtsp``) and readers (ffprobe, ``ffmpeg -i``, OpenCV...) use
-ANNOUNCE/SETUP/RECORD and DESCRIBE/SETUP/PLAY. Only TCP-interleaved transport is served;
-a SETUP asking for UDP gets ``461 Unsupported Transport``, on which FFmpeg reconnects
-with TCP, which is what upstream does when ``rtspTransports`` is ``[tcp]``.
+ANNOUNCE/SETUP/RECORD and DESCRIBE/SETUP/PLAY. Media goes interleaved in the TCP
+connection, over UDP (``udp.py``) or, for readers, to a multicast group, as
+``rtspTransports`` allows; a transport it does not list gets ``461 Unsupported
+Transport`` (on which FFmpeg retries with TCP), as upstream answers.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ from . import log
 from .config import parse_duration
 from .path import PathError, now_iso
 from .paths import PathManager
-from .rtsp_proto import Frame, ProtocolError, Request, parse_transport, read_message, response
+from .rtsp_proto import (
+    Frame,
+    ProtocolError,
+    Request,
+    Transport,
+    parse_transport,
+    read_message,
+    response,
+)
 from .rtsp_session import SESSION_TIMEOUT, Session
 from .sdp import SDPError
 from .sdp import parse as parse_sdp
+from .udp import MULTICAST_TTL, MulticastGroups, UDPListeners
 
 PUBLIC = "DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
 _TRACK_SUFFIX = re.compile(r"/trackID=(\d+)$")
@@ -36,6 +46,7 @@ class RTSPConn:
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername") or ("?", 0)
+        self.ip = str(peer[0])
         self.remote = f"{peer[0]}:{peer[1]}"
         self.uuid = str(uuid.uuid4())
         self.created = now_iso()
@@ -72,7 +83,8 @@ class RTSPConn:
         try:
             while True:
                 timeout = None
-                if self.session is not None and self.session.recording:
+                if self.session is not None and self.session.recording and \
+                        self.session.transport == "TCP":
                     timeout = self.server.read_timeout
                 msg = await asyncio.wait_for(read_message(self.reader), timeout)
                 if isinstance(msg, Frame):
@@ -173,54 +185,97 @@ class RTSPConn:
         return 200, {}, b""
 
     async def on_setup(self, req: Request) -> tuple[int, dict[str, str], bytes]:
-        """Per-track transport; UDP/multicast are refused with 461."""
+        """Per-track transport: TCP interleaved, UDP unicast or (readers) UDP multicast."""
         transport = parse_transport(req.header("transport"))
-        if transport.protocol != "TCP" or transport.multicast or \
-                "tcp" not in self.server.transports:
+        if not self.server.accepts(transport.kind):
             return 461, {}, b""
         session = self._new_session()
         if session.playing or session.recording:
             return 455, {}, b""
+        if session.transport not in (None, transport.kind) or \
+                (transport.kind == "UDP" and transport.client_ports is None):
+            return 400, {}, b""
         if session.state == "publish":
+            if transport.kind == "UDP-multicast":
+                return 461, {}, b""
             assert session.announced is not None
-            track = session.announced.track_for_setup(req.url, len(session.in_channels) // 2)
+            already = len(session.in_channels) // 2 + len(session.udp_in)
+            track = session.announced.track_for_setup(req.url, already)
         else:
-            name, query = req.path_and_query
-            name, track = _split_track(name)
-            if session.path is None:
-                session.path = await self.server.paths.add_reader(name, session, query)
-                session.state = "read"
-                session.path_name, session.query = name, query
-            elif session.path.name != name:
-                return 400, {}, b""
-            desc = session.path.desc
-            if desc is None or track >= len(desc.medias):
-                return 404, {}, b""
-        return 200, {"Transport": _bind_channels(session, track, transport.interleaved)}, b""
+            status, track = await self._setup_reader(req, session)
+            if status != 200:
+                return status, {}, b""
+        session.transport = transport.kind
+        return 200, {"Transport": self._bind(session, track, transport)}, b""
+
+    async def _setup_reader(self, req: Request, session: Session) -> tuple[int, int]:
+        name, query = req.path_and_query
+        name, track = _split_track(name)
+        if session.path is None:
+            session.path = await self.server.paths.add_reader(name, session, query)
+            session.state = "read"
+            session.path_name, session.query = name, query
+        elif session.path.name != name:
+            return 400, track
+        desc = session.path.desc
+        if desc is None or track >= len(desc.medias):
+            return 404, track
+        return 200, track
+
+    def _bind(self, session: Session, track: int, transport: Transport) -> str:
+        """Give the track its channels or ports; return the SETUP's Transport answer."""
+        if transport.kind == "TCP":
+            return _bind_channels(session, track, transport.interleaved)
+        ssrc = ""
+        if session.state == "read" and session.path is not None and session.path.desc:
+            known = session.path.desc.medias[track].ssrc
+            ssrc = f";ssrc={known:08X}" if known is not None else ""
+        if transport.kind == "UDP-multicast":
+            multicast = self.server.multicast
+            assert multicast is not None and session.path is not None
+            group = multicast.group(session.path.name, track)
+            return (f"RTP/AVP;multicast;destination={group};port={multicast.ports[0]}-"
+                    f"{multicast.ports[1]};ttl={MULTICAST_TTL}{ssrc}")
+        udp, ports = self.server.udp, transport.client_ports
+        assert udp is not None and ports is not None
+        if session.state == "publish":
+            udp.register(self.ip, ports, lambda d: session.on_udp(track, False, d),
+                         lambda d: session.on_udp(track, True, d))
+        else:
+            session.udp_out[track] = (self.ip, ports[0], ports[1])
+            udp.register(self.ip, ports, lambda d: None,
+                         lambda d: session.on_udp(track, True, d))
+        session.udp_in.append(ports)
+        return (f"RTP/AVP;unicast;client_port={ports[0]}-{ports[1]};"
+                f"server_port={udp.ports[0]}-{udp.ports[1]}{ssrc}")
 
     async def on_play(self, req: Request) -> tuple[int, dict[str, str], bytes]:
         """Start relaying packets to this reader."""
         session = self.session
-        if session is None or session.state != "read" or not session.out_channels:
+        if session is None or session.state != "read" or session.transport is None:
             return 455, {}, b""
         if not session.playing:
             assert session.path is not None and session.path.desc is not None
             session.playing = True
-            session.log(f"is reading from path '{session.path.name}', with TCP, "
+            session.log(f"is reading from path '{session.path.name}', with "
+                        f"{session.transport}, "
                         f"{session.path.desc.tracks_info()}")
         return 200, {"Range": "npt=0.000-"}, b""
 
     async def on_record(self, req: Request) -> tuple[int, dict[str, str], bytes]:
         """Make the stream available to readers."""
         session = self.session
-        if session is None or session.state != "publish" or not session.in_channels:
+        if session is None or session.state != "publish" or session.transport is None:
             return 455, {}, b""
         assert session.path is not None and session.announced is not None
-        if len(session.in_channels) // 2 != len(session.announced.medias):
+        if len(session.in_channels) // 2 + len(session.udp_in) != \
+                len(session.announced.medias):
             return 400, {}, b""
         if not session.recording:
             session.path.start_publisher(session, session.announced)
             session.recording = True
+            if session.transport == "UDP":
+                session.watch_udp(self.server.read_timeout)
             session.log(f"is publishing to path '{session.path.name}'")
         return 200, {}, b""
 
@@ -266,14 +321,12 @@ def _bind_channels(session: Session, track: int, requested: tuple[int, int] | No
         session.in_channels[channels[1]] = (track, True)
     else:
         session.out_channels[track] = channels[0]
-    value = f"RTP/AVP/TCP;unicast;interleaved={channels[0]}-{channels[1]}"
-    if session.state == "publish":
-        value += ";mode=record"
-    return value
+    # gortsplib answers without a mode (its Transport answer never carries one).
+    return f"RTP/AVP/TCP;unicast;interleaved={channels[0]}-{channels[1]}"
 
 
 class RTSPServer:
-    """The RTSP listener and the registry of its connections and sessions."""
+    """The RTSP listener, the UDP sockets, and the registry of connections and sessions."""
 
     def __init__(self, conf: dict[str, Any], paths: PathManager) -> None:
         self.address = str(conf["rtspAddress"])
@@ -284,17 +337,36 @@ class RTSPServer:
         self.conns: dict[str, RTSPConn] = {}
         self.sessions: dict[str, Session] = {}
         self._server: asyncio.base_events.Server | None = None
+        self.udp: UDPListeners | None = None
+        if "udp" in self.transports:
+            self.udp = UDPListeners(str(conf["rtpAddress"]), str(conf["rtcpAddress"]))
+        self.multicast: MulticastGroups | None = None
+        if "multicast" in self.transports:
+            self.multicast = MulticastGroups(str(conf["multicastIPRange"]),
+                                             int(conf["multicastRTPPort"]),
+                                             int(conf["multicastRTCPPort"]))
         self.closing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def accepts(self, kind: str) -> bool:
+        """Whether ``rtspTransports`` allows a SETUP's transport (else 461, as upstream)."""
+        needed = {"TCP": "tcp", "UDP": "udp", "UDP-multicast": "multicast"}[kind]
+        return needed in self.transports
+
     async def start(self) -> None:
-        """Listen, then log the line readiness checks wait for."""
+        """Listen, then log the line readiness checks wait for (upstream's wording)."""
         host, _, port = self.address.rpartition(":")
         self._server = await asyncio.start_server(self._accept, host or None, int(port))
-        log.info(f"[RTSP] started with listeners on {self.address} (TCP/RTSP)")
-        if any(t in self.transports for t in ("udp", "multicast")):
-            log.warn("[RTSP] UDP and multicast transports are not implemented by the "
-                     "envkit stand-in; clients are told 461 and fall back to TCP")
+        listeners = f"{self.address} (TCP/RTSP)"
+        if self.udp is not None:
+            try:
+                await self.udp.start()
+            except OSError:
+                self._server.close()
+                raise
+            rtp, rtcp = self.udp.addresses
+            listeners += f", {rtp} (UDP/RTP), {rtcp} (UDP/RTCP)"
+        log.info(f"[RTSP] started with listeners on {listeners}")
 
     async def _accept(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
@@ -321,3 +393,7 @@ class RTSPServer:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.udp is not None:
+            self.udp.close()
+        if self.multicast is not None:
+            self.multicast.close()

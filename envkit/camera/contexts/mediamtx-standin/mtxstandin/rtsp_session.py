@@ -9,6 +9,7 @@ loses packets instead of stalling the publisher or the other readers.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ AVG_PACKET_BYTES = 1500
 
 
 class Session:
-    """One RTSP session, bound to one TCP connection (interleaved transport only)."""
+    """One RTSP session, bound to one TCP connection; media interleaved in it or over UDP."""
 
     def __init__(self, conn: RTSPConn, write_queue_size: int) -> None:
         self.uuid = str(uuid.uuid4())
@@ -73,6 +74,11 @@ class Session:
         self.outbound_rtcp = 0
         self.discarded = 0
         self.jitter: dict[int, Jitter] = {}
+        self.transport: str | None = None  # TCP | UDP | UDP-multicast, fixed by SETUP
+        self.udp_out: dict[int, tuple[str, int, int]] = {}  # track -> ip, rtp, rtcp port
+        self.udp_in: list[tuple[int, int]] = []  # client ports registered as sources
+        self.last_udp = time.monotonic()
+        self._udp_check: asyncio.TimerHandle | None = None
         self.closed = False
         self.log(f"created by {conn.remote}")
 
@@ -100,6 +106,8 @@ class Session:
         """Send one packet to this reader, or drop it if the reader is too slow."""
         if not self.playing:
             return 0
+        if self.transport in ("UDP", "UDP-multicast"):
+            return self._deliver_udp(track, rtcp, payload)
         channel = self.out_channels.get(track)
         transport = self.conn.writer.transport
         if channel is None or transport.is_closing():
@@ -109,22 +117,53 @@ class Session:
             return 0
         transport.write(frame(channel + (1 if rtcp else 0), payload))
         size = len(payload) + 4
-        self.outbound_bytes += size
         self.conn.bytes_out += size
+        self._count_out(rtcp, size)
+        return size
+
+    # ------------------------------------------------------------------ data in
+    def _deliver_udp(self, track: int, rtcp: bool, payload: bytes) -> int:
+        """Send to the reader's client ports, or once to the track's multicast group."""
+        server = self.conn.server
+        if self.transport == "UDP-multicast":
+            if server.multicast is None or self.path is None:
+                return 0
+            size = server.multicast.send(server.multicast.group(self.path.name, track),
+                                         rtcp, payload)
+        else:
+            dest = self.udp_out.get(track)
+            if dest is None or server.udp is None:
+                return 0
+            ip, rtp_port, rtcp_port = dest
+            if not server.udp.send(rtcp, payload, (ip, rtcp_port if rtcp else rtp_port)):
+                return 0
+            size = len(payload)
+        if size:
+            self._count_out(rtcp, size)
+        return size
+
+    def _count_out(self, rtcp: bool, size: int) -> None:
+        self.outbound_bytes += size
         if rtcp:
             self.outbound_rtcp += 1
         else:
             self.outbound_rtp += 1
-        return size
 
-    # ------------------------------------------------------------------ data in
     def on_frame(self, channel: int, payload: bytes) -> None:
         """Interleaved data from the client: relay publisher packets, count the rest."""
         self.inbound_bytes += len(payload) + 4
         mapping = self.in_channels.get(channel)
         if mapping is None:
             return
-        track, rtcp = mapping
+        self._inbound(*mapping, payload)
+
+    def on_udp(self, track: int, rtcp: bool, payload: bytes) -> None:
+        """A datagram from one of the client ports this session named in SETUP."""
+        self.inbound_bytes += len(payload)
+        self.last_udp = time.monotonic()
+        self._inbound(track, rtcp, payload)
+
+    def _inbound(self, track: int, rtcp: bool, payload: bytes) -> None:
         if rtcp:
             self.inbound_rtcp += 1
         else:
@@ -133,11 +172,30 @@ class Session:
         if self.recording and self.path is not None:
             self.path.write(track, rtcp, payload)
 
+    def watch_udp(self, read_timeout: float) -> None:
+        """Close a UDP publisher that sent nothing for ``readTimeout`` (checked each second).
+
+        Its TCP connection carries no data, so the connection's read timeout cannot tell.
+        """
+        loop = asyncio.get_running_loop()
+        if time.monotonic() - self.last_udp >= read_timeout:
+            self._udp_check = None
+            self.conn.close_from_path(
+                "no UDP packets received recently (maybe there's a firewall/NAT in between)")
+            return
+        self._udp_check = loop.call_later(1.0, self.watch_udp, read_timeout)
+
     def detach(self, reason: str) -> None:
         """Leave the path (connection closed, TEARDOWN, or path closing)."""
         if self.closed:
             return
         self.closed = True
+        if self._udp_check is not None:
+            self._udp_check.cancel()
+        udp = self.conn.server.udp
+        for ports in self.udp_in:
+            if udp is not None:
+                udp.unregister(self.conn.ip, ports)
         path, self.path = self.path, None
         if path is not None:
             if self.state == "publish":
@@ -162,8 +220,7 @@ class Session:
     # ------------------------------------------------------------------ API
     def api_item(self) -> dict[str, Any]:
         """The ``RTSPSession`` object of the OpenAPI document."""
-        transport = "TCP" if (self.playing or self.recording or self.in_channels
-                              or self.out_channels) else None
+        transport = self.transport
         return {
             "id": self.uuid,
             "created": self.created,

@@ -58,9 +58,13 @@ class Media:
     props: dict[str, Any] | None = None
     sps: bytes = b""
     clock_rate: int = 90000
+    # The publisher's RTP SSRC (readers over UDP are told it in the SETUP answer).
+    ssrc: int | None = None
 
     def watch_rtp(self, payload: bytes) -> None:
-        """Follow in-band SPS changes of an H.264 track (upstream updates its props too)."""
+        """Note the SSRC; follow in-band SPS changes of an H.264 track, as upstream does."""
+        if self.ssrc is None and len(payload) >= 12:
+            self.ssrc = int.from_bytes(payload[8:12], "big")
         if self.codec != "H264" or len(payload) < 13:
             return
         nalu = sps_in_rtp(payload)
