@@ -91,4 +91,8 @@ class Authenticator:
             expires_at = float(claims["exp"])
         except (TypeError, ValueError):
             raise AuthError("exp claim is not a number") from None
+        if expires_at <= time.time():
+            # The leeway forgives clock skew on iat; a session born expired would be
+            # reported as authenticated and then refuse every call.
+            raise AuthError("token expired")
         return Session(user_id=str(claims["user_id"]), role=role, expires_at=expires_at)

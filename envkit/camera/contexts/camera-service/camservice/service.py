@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import json
 import logging
 import time
 from typing import Any
@@ -28,7 +29,7 @@ from .config import Config
 from .health import HealthServer
 from .media import Recorder
 from .mediamtx import MediaMTXClient, MediaMTXMonitor
-from .rpc import Connection, Dispatcher, notification
+from .rpc import INTERNAL_ERROR, MAX_FRAME, Connection, Dispatcher, RpcError, notification
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Service:
         log.info("client %s connected", remote)
         try:
             async for message in ws:
-                reply = await self.dispatcher.handle_text(conn, message)
+                reply = await self._reply(conn, message)
                 if reply is not None:
                     await ws.send(reply)
         except ConnectionClosed:
@@ -108,6 +109,15 @@ class Service:
         finally:
             self.connections.pop(ws, None)
             log.info("client %s disconnected", remote)
+
+    async def _reply(self, conn: Connection, message: str | bytes) -> str | None:
+        """The dispatcher's answer; a bug in it costs one -32603, never the connection."""
+        try:
+            return await self.dispatcher.handle_text(conn, message)
+        except Exception as exc:
+            log.exception("frame from %s not handled", conn.remote)
+            error = RpcError(INTERNAL_ERROR, "Internal error", {"reason": type(exc).__name__})
+            return json.dumps({"jsonrpc": "2.0", "id": None, "error": error.to_dict()})
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self) -> None:
@@ -122,7 +132,7 @@ class Service:
             self.cfg.server_host,
             self.cfg.server_port,
             process_request=self._process_request,
-            max_size=1 << 20,
+            max_size=MAX_FRAME,
         )
         self.ws_server = ws_server
         log.info(
