@@ -27,8 +27,8 @@ def test_failed_test_report_carries_stack_logs(pytester: pytest.Pytester) -> Non
     assert out.count("- envkit stack ") == 1, out  # only the failing test's report
     result.stdout.fnmatch_lines([
         "*- envkit stack *-main-demo-* -*",
-        "--- web (running; image envkit/envkit/testsvc:*; ports 8080/tcp -> 127.0.0.1:*); "
-        "last 25 log lines:",
+        "--- web (running; image envkit/envkit/testsvc:*; ports 8080/tcp -> 127.0.0.1:*; "
+        "user 65534:65534, caps none, read-only, pids 64); last 25 log lines:",
         "*GET / HTTP/1.1*",
         "--- client (running; image envkit/envkit/testsvc:*; ports 8080/tcp -> 127.0.0.1:*)*",
     ])

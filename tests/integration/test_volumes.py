@@ -21,7 +21,9 @@ def _service(name: str, **kw: object) -> ServiceSpec:
 
 
 def _sh(stack: Stack, service: str, script: str) -> tuple[int, str]:
-    result = stack.container(service).exec_run(["sh", "-c", script])
+    # As root (still without capabilities): testsvc runs as nobody, and a new volume's
+    # directory, like the bind mounts' host directories here, belongs to root.
+    result = stack.container(service).exec_run(["sh", "-c", script], user="0")
     return int(result.exit_code), bytes(result.output).decode()
 
 
