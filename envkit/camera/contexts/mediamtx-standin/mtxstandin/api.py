@@ -97,6 +97,7 @@ class API:
                        [self._middleware])
         r = app.router
         r.add_get("/v3/info", self.info, allow_head=False)
+        r.add_post("/v3/auth/jwks/refresh", self.jwks_refresh)
         r.add_get("/v3/config/global/get", self.global_get, allow_head=False)
         r.add_patch("/v3/config/global/patch", self.global_patch)
         r.add_get("/v3/config/pathdefaults/get", self.pathdefaults_get, allow_head=False)
@@ -141,6 +142,10 @@ class API:
     async def info(self, request: web.Request) -> web.Response:
         """Version (names the stand-in) and start time."""
         return _json({"version": VERSION, "started": self.started})
+
+    async def jwks_refresh(self, request: web.Request) -> web.Response:
+        """Upstream always routes it and answers ok; without JWT auth there is nothing to drop."""
+        return _ok()
 
     async def global_get(self, request: web.Request) -> web.Response:
         """Global configuration."""
