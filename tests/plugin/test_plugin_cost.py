@@ -59,8 +59,8 @@ def test_a_run_without_envkit_fixtures_costs_nothing(
     records = [json.loads(p.read_text()) for p in pytester.path.glob("loaded-*.json")]
     assert len(records) == (3 if workers else 1), records
     assert all(loaded == [] for loaded in records), records
-    # No engine call, no pull, no sweep: the run is over in the time Python takes to start.
-    assert result.duration < 15, result.duration
+    # No engine call, no pull, no sweep (the records above prove it); how long that takes
+    # is measured by bench/bench_plugin_cost.py, never asserted here.
 
 
 def test_a_run_that_uses_the_engine_fails_with_one_clear_message(
