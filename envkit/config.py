@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from envkit.errors import EnvkitError
@@ -136,6 +137,42 @@ def _check_url(entry: str, url: str) -> None:
                           fix=_HOSTS_FIX)
 
 
+SUBNETS_ENV = "ENVKIT_SUBNETS"
+#: Where envkit carves a stack network's subnet when the engine's default pools are used
+#: up: Docker's own default ranges (172.16/12 whole: 172.16/16 is not in Docker's pools).
+DEFAULT_SUBNETS = (IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"))
+_SUBNETS_FIX = (f"set {SUBNETS_ENV} to comma-separated IPv4 networks such as "
+                "172.16.0.0/12,192.168.0.0/16 (or unset it for those)")
+
+
+def parse_subnets(raw: str | None) -> tuple[IPv4Network, ...]:
+    """Parse ``ENVKIT_SUBNETS``: IPv4 networks separated by commas; unset means the defaults.
+
+    :raises EnvkitError: for an entry that is not an IPv4 network, one with host bits set
+        (naming the network meant), or a value with no entry at all.
+    """
+    if raw is None or not raw.strip():
+        return DEFAULT_SUBNETS
+    ranges = tuple(_subnet(raw, entry) for entry in (p.strip() for p in raw.split(",")) if entry)
+    if not ranges:
+        raise EnvkitError(f"environment variable {SUBNETS_ENV}={raw!r} names no network",
+                          fix=_SUBNETS_FIX)
+    return ranges
+
+
+def _subnet(raw: str, entry: str) -> IPv4Network:
+    try:
+        return IPv4Network(entry)
+    except ValueError as exc:
+        problem = str(exc)
+    try:
+        meant = f"; the network is {IPv4Network(entry, strict=False)}"
+    except ValueError:
+        meant = ""
+    raise EnvkitError(f"environment variable {SUBNETS_ENV}={raw!r}: entry {entry!r} is not an "
+                      f"IPv4 network ({problem}{meant})", fix=_SUBNETS_FIX)
+
+
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
     """Envkit's cache directory: ``$XDG_CACHE_HOME/envkit``, else ``~/.cache/envkit``."""
     base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".cache")
@@ -150,9 +187,9 @@ def _parse_seconds(environ: Mapping[str, str], key: str, default: float) -> floa
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not 0 < value < float("inf"):  # NaN and inf too: a deadline must end
         raise EnvkitError(
-            f"environment variable {key}={raw!r} is not a positive number of seconds",
+            f"environment variable {key}={raw!r} is not a positive, finite number of seconds",
             fix=f"set {key} to a number such as 60, or unset it",
         )
     return value
@@ -179,6 +216,8 @@ class Settings:
     :param ready_timeout: default readiness deadline per service, in seconds.
     :param host_address: override of the address published ports are reached at.
     :param base_suite: Debian suite of the bootstrapped base image.
+    :param subnets: where a stack network's subnet is picked when the engine's default
+        address pools are used up (``ENVKIT_SUBNETS``).
     :param options: settings that kits define for themselves (the camera kit's
         ``mediamtx``), set by their pytest options; a kit reads them with its own defaults.
     """
@@ -195,6 +234,7 @@ class Settings:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     host_address: str | None = None
     base_suite: str = "bookworm"
+    subnets: tuple[IPv4Network, ...] = DEFAULT_SUBNETS
     options: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -224,6 +264,7 @@ class Settings:
             ready_timeout=_parse_seconds(environ, "ENVKIT_READY_TIMEOUT", DEFAULT_READY_TIMEOUT),
             host_address=environ.get("ENVKIT_HOST_ADDRESS") or None,
             base_suite=environ.get("ENVKIT_BASE_SUITE") or "bookworm",
+            subnets=parse_subnets(environ.get(SUBNETS_ENV)),
         )
 
     @property

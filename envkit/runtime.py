@@ -15,17 +15,20 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
+from ipaddress import IPv4Network
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 from docker.models.containers import Container
+from docker.types import IPAMConfig, IPAMPool
 
-from envkit import _engine, _proxy, _watchdog, labels
+from envkit import _engine, _proxy, _subnets, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, check_host_paths, create_service
 from envkit._engine import Engine
 from envkit._faults import Faults
 from envkit._teardown import teardown
+from envkit.config import DEFAULT_SUBNETS
 from envkit.errors import EngineError, EnvkitError, NameNotFoundError, StackStateError
 from envkit.readiness import LOG_TAIL_LINES, Cancelled, wait_ready
 from envkit.spec import Build, ServiceSpec, StackSpec
@@ -66,6 +69,8 @@ class Stack(Faults):
     :param ready_timeout: default readiness deadline for services without their own.
     :param detached: mark the stack as meant to outlive this process (``envkit up --detach``).
     :param pooled: started by the warm pool ahead of need (labelled ``envkit.pooled``).
+    :param subnets: where the network's subnet is picked should the engine's default
+        address pools be used up (``ENVKIT_SUBNETS``).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Stack(Faults):
         ready_timeout: float = 60.0,
         detached: bool = False,
         pooled: bool = False,
+        subnets: tuple[IPv4Network, ...] = DEFAULT_SUBNETS,
     ) -> None:
         self.spec = spec
         self.engine = engine
@@ -95,6 +101,7 @@ class Stack(Faults):
             pooled=pooled,
         )
         self._ready_timeout = ready_timeout
+        self._subnets = subnets
         self._handles: dict[str, ServiceHandle] = {}
         self._state = StackState.NEW
         self._lock = threading.Lock()
@@ -199,15 +206,16 @@ class Stack(Faults):
             self._handles.clear()
 
     def _create_network(self) -> None:
-        client = self.engine.client
         try:
-            _engine.call(
-                f"create network {self.network}",
-                lambda: client.networks.create(
-                    self.network, driver="bridge", labels=self.ownership.stack_labels(),
-                    check_duplicate=True,
-                ),
-            )
+            try:
+                self._post_network()
+            except EngineError as exc:
+                if not _subnets.pools_exhausted(exc):
+                    raise
+                # Only now, not before every create: the engine's pools had room until here.
+                _subnets.create_in_own_subnet(
+                    name=self.network, ranges=self._subnets, create=self._post_network,
+                    taken=partial(_subnets.taken, self.engine))
         except EngineError as exc:
             if getattr(exc.__cause__, "status_code", None) != 409:
                 raise
@@ -218,6 +226,18 @@ class Stack(Faults):
                 fix="give this instance another name, use another ENVKIT_SESSION per "
                 f"concurrent run, or remove the other with `envkit down {self.id}`",
             ) from None
+
+    def _post_network(self, subnet: IPv4Network | None = None) -> None:
+        """Create the stack's network, in *subnet* if given (else from the engine's pools)."""
+        client = self.engine.client
+        ipam = None if subnet is None else IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
+        _engine.call(
+            f"create network {self.network}" + (f" in {subnet}" if subnet else ""),
+            lambda: client.networks.create(
+                self.network, driver="bridge", labels=self.ownership.stack_labels(),
+                check_duplicate=True, ipam=ipam,
+            ),
+        )
 
     def _network_is_ours(self) -> bool:
         """Whether the network in the way is this stack's own, made by an earlier attempt.

@@ -210,7 +210,7 @@ class Envkit:
         made = Stack(spec, engine=self.engine, images=self.images, session=self.session,
                      worker=self.worker, name=sanitize_ident(name, limit=NAME_MAX),
                      ready_timeout=self.settings.ready_timeout, detached=detached,
-                     pooled=pooled)
+                     pooled=pooled, subnets=self.settings.subnets)
         if not pooled:
             with self._lock:
                 self.made.append(made)

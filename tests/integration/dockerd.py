@@ -104,8 +104,13 @@ def _bridge(index: int) -> str:
     return name
 
 
-def start(*, index: int = 0, timeout: float = 60.0) -> Dockerd:
+def start(*, index: int = 0, timeout: float = 60.0, pool_base: int = 16,
+          pool_size: int = 24) -> Dockerd:
     """Start a private engine; *index* picks its subnet pool (one per concurrent engine).
+
+    Its default address pool is ``10.<200+index>.0.0/<pool_base>`` cut into
+    ``/<pool_size>`` networks: 256 by default; ``pool_base=24, pool_size=26`` gives 4,
+    for tests of an engine whose pools run out. The accept rule covers the whole /16.
 
     :raises DockerdUnavailable: with the reason and the daemon's log tail.
     """
@@ -118,6 +123,7 @@ def start(*, index: int = 0, timeout: float = 60.0) -> Dockerd:
     folder = Path(tempfile.mkdtemp(prefix="envkit-e2-", dir="/tmp"))
     (folder / "daemon.json").write_text(json.dumps({}))
     pool = f"10.{200 + index % 50}.0.0/16"
+    base = f"10.{200 + index % 50}.0.0/{pool_base}"
     data_root = _data_root(folder)
     namespace = f"envkit-e2-{folder.name[-8:]}"
     bridge = _bridge(index)
@@ -126,7 +132,7 @@ def start(*, index: int = 0, timeout: float = 60.0) -> Dockerd:
            "--pidfile", str(folder / "pid"), f"--bridge={bridge}", "--iptables=false",
            "--containerd-namespace", namespace,
            "--containerd-plugins-namespace", f"{namespace}-plugins",
-           "--default-address-pool", f"base={pool},size=24"]
+           "--default-address-pool", f"base={base},size={pool_size}"]
     with (folder / "dockerd.log").open("wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

@@ -7,7 +7,10 @@ network create succeeds, and an image resolver that answers one tag.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, ClassVar
+
+import docker.errors
 
 
 class FakeEngine:
@@ -25,3 +28,56 @@ class FakeEngine:
 class Images:
     def resolve(self, image: object) -> str:
         return "img:1"
+
+
+class PoolEngine:
+    """An engine whose default address pools hold *capacity* networks, then run out.
+
+    It answers as Docker 20.10 does (measured on a dockerd with a 4-network pool): a create
+    without IPAM past the pools gets 404 "could not find an available, non-overlapping IPv4
+    address pool ...", a create whose subnet overlaps a network's gets 403 "Pool overlaps
+    with other one on this address space". The next *races* explicit creates lose a race:
+    another worker takes the very subnet asked for just before (it is listed from then on).
+    Every request is recorded in :attr:`calls`.
+    """
+
+    remote = True
+    docker_host = "unix:///var/run/docker.sock"
+    environ: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *, capacity: int, taken: list[str], races: int = 0) -> None:
+        self.capacity = capacity
+        self.subnets: dict[str, str] = {f"other{i}": s for i, s in enumerate(taken)}
+        self.races = races
+        self.calls: list[tuple[str, str | None]] = []
+        self.client = self  # the SDK's client.networks.* are this object's methods
+        self.networks = self
+
+    def create(self, name: str, *, ipam: Any = None, **kwargs: Any) -> None:
+        subnet = ipam["Config"][0]["Subnet"] if ipam else None
+        self.calls.append(("create", subnet))
+        if subnet is None:
+            if self.capacity <= 0:
+                raise docker.errors.NotFound(
+                    "404", explanation="could not find an available, non-overlapping IPv4 "
+                    "address pool among the defaults to assign to the network")
+            self.capacity -= 1
+            self.subnets[name] = f"10.0.{len(self.subnets)}.0/24"
+            return
+        if self.races > 0:
+            self.races -= 1
+            self.subnets[f"racer{len(self.subnets)}"] = subnet
+        wanted = ipaddress.ip_network(subnet)
+        if any(wanted.overlaps(ipaddress.ip_network(s)) for s in self.subnets.values()):
+            raise docker.errors.APIError(
+                "403", explanation="Pool overlaps with other one on this address space")
+        self.subnets[name] = subnet
+
+    def list(self, **kwargs: Any) -> list[Any]:
+        self.calls.append(("list", None))
+
+        class Net:
+            def __init__(self, subnet: str) -> None:
+                self.attrs = {"IPAM": {"Config": [{"Subnet": subnet}]}}
+
+        return [Net(s) for s in self.subnets.values()]
