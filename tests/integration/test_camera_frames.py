@@ -305,7 +305,11 @@ ENVELOPES = st.fixed_dictionaries({}, optional={
     "method": st.sampled_from(METHODS) | VALUES,
     "params": PARAMS,
 })
+NOTIFICATIONS = st.fixed_dictionaries(
+    {"jsonrpc": st.just("2.0"), "method": st.sampled_from(METHODS[:-1]) | st.text(min_size=1)},
+    optional={"params": PARAMS.filter(lambda p: isinstance(p, (dict, list)))})
 FRAMES = st.one_of(
+    st.tuples(st.just("notification"), NOTIFICATIONS.map(json.dumps)),
     st.tuples(st.just("envelope"), ENVELOPES.map(json.dumps)),
     st.tuples(st.just("batch"), st.lists(ENVELOPES | VALUES, max_size=5).map(json.dumps)),
     st.tuples(st.just("json value"), VALUES.map(json.dumps)),
