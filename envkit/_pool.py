@@ -23,8 +23,10 @@ Rules that keep a spare indistinguishable from a fresh stack:
 
 The thread is a daemon, like the remover's: a process that dies with spares (or one
 half-started) leaves them to its watchdog, which removes every stack of the dead owner.
-:meth:`Pool.close` hands the spares to ``discard`` (the background remover) before the
-session's leak check looks.
+:meth:`Pool.close` calls off the start in progress (``stop``), hands every spare to
+``discard`` (the background remover) once its start ended, and waits for that, so an
+interrupted run removes its own spares before the session's leak check looks: the
+watchdog is for a process that died, not for one that was asked to stop.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Hashable
-from concurrent.futures import CancelledError, Future
-from concurrent.futures import TimeoutError as FutureTimeout
+import time
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar
 
 S = TypeVar("S")
@@ -64,23 +67,30 @@ class Pool(Generic[S, T]):
     :param start: makes a started stack of a spec (runs on the pool's thread).
     :param discard: takes down a spare nobody took (hands it to the remover).
     :param eligible: ``None`` if a spec may be pooled, else why not.
+    :param stop: called once by :meth:`close` to call off the start in progress, which
+        then ends early (raising); its spare is discarded like any other.
     :param name: the thread's name.
     """
 
     def __init__(
         self, *, size: int, start: Callable[[S], T], discard: Callable[[T], object],
-        eligible: Callable[[S], str | None] = lambda spec: None, name: str = "envkit-pool",
+        eligible: Callable[[S], str | None] = lambda spec: None,
+        stop: Callable[[], object] = lambda: None, name: str = "envkit-pool",
     ) -> None:
         self.size = size
         self._start = start
         self._discard = discard
         self._eligible = eligible
+        self._stop = stop
         self._name = name
         self._lock = threading.Lock()
         self._spares: dict[Hashable, list[_Spare[S, T]]] = {}
         #: Keys never pooled again, with the reason (shown by :attr:`refused`).
         self._refused: dict[Hashable, str] = {}
         self._queue: queue.SimpleQueue[_Job[S, T] | None] = queue.SimpleQueue()
+        #: Spares on their way out, each with an event set once it was discarded (or
+        #: never made a stack): :meth:`close` waits for these.
+        self._leaving: list[tuple[_Spare[S, T], threading.Event]] = []
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -116,14 +126,16 @@ class Pool(Generic[S, T]):
             chosen = _pick([s for s in spares if s.spec == spec])
             spares[:] = [s for s in spares if s.spec == spec and s is not chosen]
             self._refill(key, spec, source)
-        for spare in stale:  # resolved differently now: not what is asked for any more
-            spare.future.add_done_callback(self._discard_done)
+        self._leave(stale)  # resolved differently now: not what is asked for any more
         if chosen is None:
             return None
         try:
             return chosen.future.result()
         except Exception:  # the start's error is the requester's to meet
             return None
+        except BaseException:  # Ctrl-C while waiting: nobody took it, so it goes
+            self._leave([chosen])
+            raise
 
     def prepare(self, key: Hashable, source: Callable[[], S]) -> None:
         """Start spares of what *source* resolves to, before anyone asks (worker start)."""
@@ -135,23 +147,27 @@ class Pool(Generic[S, T]):
     def close(self, timeout: float | None = None) -> list[str]:
         """Stop starting spares and discard every spare; what could not be, as lines.
 
-        Spares still starting are waited for up to *timeout* seconds, then discarded;
-        one still starting after that is discarded whenever its start ends.
+        The first call calls off the start in progress (``stop``). Every spare is handed
+        to ``discard`` once its start ended, and this waits up to *timeout* seconds for
+        all of them, also those a previous call or :meth:`take` let go; one still
+        starting after that is discarded whenever its start ends. It may be called again
+        (``timeout=0`` first, to begin at once; then to wait).
         """
         with self._lock:
-            self._closed = True
+            first, self._closed = not self._closed, True
             spares = [s for group in self._spares.values() for s in group]
             self._spares.clear()
-        self._queue.put(None)
-        for spare in spares:
-            spare.future.add_done_callback(self._discard_done)
+        if first:
+            self._queue.put(None)
+            self._stop()
+        self._leave(spares)
+        with self._lock:
+            leaving = list(self._leaving)
+        deadline = None if timeout is None else time.monotonic() + timeout
         failures = []
-        for spare in spares:
-            try:
-                spare.future.exception(timeout=timeout)
-            except CancelledError:
-                pass
-            except FutureTimeout:
+        for spare, gone in leaving:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not gone.wait(left):
                 failures.append(f"a spare of {spare.spec!r:.60} still starting after "
                                 f"{timeout} s")
         return failures
@@ -200,6 +216,8 @@ class Pool(Generic[S, T]):
         if wanted is None:  # prepare(): no request yet, compare two resolutions
             wanted = job.spare.spec = fresh
             with self._lock:
+                if self._closed:  # close() has already collected the spares it discards
+                    return _Refusal("the pool is closed")
                 if (why := self._eligible(fresh)) is not None:
                     return _Refusal(why)
                 self._spares.setdefault(job.key, []).append(job.spare)
@@ -216,15 +234,31 @@ class Pool(Generic[S, T]):
             dropped = [s for s in spares if not s.future.running()]
         for spare in dropped:
             spare.future.cancel()
-            spare.future.add_done_callback(self._discard_done)
+        self._leave(dropped)
 
-    def _discard_done(self, future: Future[T]) -> None:
-        """Discard the stack *future* made, if it made one."""
-        if future.cancelled() or future.exception() is not None:
-            return
-        # A spare that will not go is still seen by the leak check and the watchdog.
-        with contextlib.suppress(Exception):
-            self._discard(future.result())
+    def _leave(self, spares: Iterable[_Spare[S, T]]) -> None:
+        """Discard each of *spares* once its start ended; :meth:`close` waits for that."""
+        for spare in spares:
+            gone = threading.Event()
+            with self._lock:
+                self._leaving = [(s, e) for s, e in self._leaving if not e.is_set()]
+                self._leaving.append((spare, gone))
+            spare.future.add_done_callback(partial(self._discard_done, gone))
+
+    def _discard_done(self, gone: threading.Event, future: Future[T]) -> None:
+        """Discard the stack *future* made, if it made one; then set *gone*.
+
+        *gone* is set only after ``discard`` returned (the removal is handed over), not
+        when the future is done: a waiter woken by the future alone could look for the
+        removal before it exists.
+        """
+        try:
+            if not future.cancelled() and future.exception() is None:
+                # A spare that will not go is still seen by the leak check and watchdog.
+                with contextlib.suppress(Exception):
+                    self._discard(future.result())
+        finally:
+            gone.set()
 
 
 @dataclass(frozen=True)

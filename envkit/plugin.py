@@ -242,8 +242,39 @@ def _settings(config: pytest.Config) -> Settings:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = _settings(config)
-    config.stash[HOLDER_KEY] = _Holder(config, settings, _session_id(config, settings))
-    _terminate_like_interrupt(config)
+    holder = _Holder(config, settings, _session_id(config, settings))
+    config.stash[HOLDER_KEY] = holder
+    # pytest_keyboard_interrupt gets no config: a plugin object holds it (as pytest's
+    # terminal reporter does).
+    config.pluginmanager.register(_OnInterrupt(holder), "envkit-interrupt")
+    _interrupt_handlers(config, holder)
+
+
+class _OnInterrupt:
+    """Ctrl-C that did not come through envkit's handler still closes the pool first."""
+
+    def __init__(self, holder: _Holder) -> None:
+        self._holder = holder
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Before pytest tears fixtures down (and formats the interrupt), see :func:`_spares_go`."""
+        _spares_go(self._holder)
+
+
+def _spares_go(holder: _Holder) -> None:
+    """Start taking the warm pool's spares down now, on a thread; idempotent.
+
+    A spare's start is called off and ready spares go to the remover, while the tests'
+    own stacks are torn down; ``pytest_sessionfinish`` waits for both. Time matters: an
+    xdist worker has about 5 s after the controller's shutdown before execnet interrupts
+    it again, and what is left then is the watchdog's. A thread, because this may run in
+    a signal handler, which must not wait for a lock the interrupted code holds.
+    """
+    kit = holder.made
+    if kit is not None:
+        threading.Thread(target=kit.close_pool, args=(0,), name="envkit-pool-close",
+                         daemon=True).start()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -262,28 +293,41 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         kit.prepare(ref)
 
 
-def _terminate_like_interrupt(config: pytest.Config) -> None:
-    """Make SIGTERM unwind like Ctrl-C, so fixture finalizers tear stacks down.
+def _interrupt_handlers(config: pytest.Config, holder: _Holder) -> None:
+    """Make SIGTERM unwind like Ctrl-C, and both take the warm pool's spares down at once.
 
-    Installed on the controller and on every worker (each owns its stacks). A second
-    SIGTERM gets the default action: the process dies and its watchdog reaps the rest.
-    A handler someone else installed is left alone.
+    Unwinding runs the fixture finalizers, which tear stacks down. Installed on the
+    controller and on every worker (each owns its stacks). A second SIGTERM gets the
+    default action: the process dies and its watchdog reaps the rest. A handler someone
+    else installed is left alone (``pytest_keyboard_interrupt`` still closes the pool).
     """
     if threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        _default_sigterm()
-        raise KeyboardInterrupt("SIGTERM")
+        def on_sigterm(signum: int, frame: object) -> None:
+            _default_sigterm()
+            _spares_go(holder)
+            raise KeyboardInterrupt("SIGTERM")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    config.add_cleanup(_default_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
+        config.add_cleanup(_default_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+
+        def on_sigint(signum: int, frame: object) -> None:
+            _spares_go(holder)
+            signal.default_int_handler(signum, frame)  # type: ignore[arg-type]
+
+        signal.signal(signal.SIGINT, on_sigint)
+        config.add_cleanup(_default_sigint)
 
 
 def _default_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _stderr_line(line: str) -> None:

@@ -165,6 +165,8 @@ class Stack(Faults):
                     check_devices(svc)
                     check_host_paths(svc)
             tags = {svc.name: self._images.resolve(svc.image) for svc in self.spec.services}
+            if self._cancel.is_set():
+                raise Cancelled(f"stack {self.id} not started: its start was called off")
             # Nothing exists before the network does, and a taken id is someone else's
             # stack: a failure up to here must not tear anything down.
             self._create_network()
@@ -179,6 +181,16 @@ class Stack(Faults):
             raise
         self._state = StackState.UP
         return self
+
+    def cancel(self) -> None:
+        """Call off an ``up()`` running on another thread; no effect on a stack already up.
+
+        The warm pool stops a spare's start this way when the run ends or is interrupted:
+        ``up()`` then stops waiting, removes what it made and raises
+        :class:`~envkit.readiness.Cancelled`, in about the time of a teardown rather than
+        that of a start followed by one.
+        """
+        self._cancel.set()
 
     def _cleanup_after(self, failure: BaseException) -> None:
         """Tear down after a failed ``up()`` without hiding why it failed."""

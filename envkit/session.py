@@ -80,6 +80,8 @@ class Envkit:
         self._remover: Remover | None = None
         self._pool_size = pool
         self._pool: Pool[StackSpec, Stack] | None = None
+        #: Spares the pool is starting now, which closing it calls off.
+        self._starting: set[Stack] = set()
 
     @classmethod
     def from_env(
@@ -257,7 +259,9 @@ class Envkit:
     def close_pool(self, timeout: float | None = None) -> list[str]:
         """Stop the warm pool and hand its spares to the remover; what could not be.
 
-        Call it before :meth:`finish_removals`, which then waits for the spares too.
+        A spare still starting is called off (it removes what it made itself). Call it
+        before :meth:`finish_removals`, which then waits for the spares too; it may be
+        called again (``timeout=0`` on Ctrl-C to begin at once, then to wait).
         """
         with self._lock:
             pool, self._pool_size = self._pool, 0
@@ -270,11 +274,30 @@ class Envkit:
             if self._pool is None and self._pool_size > 0:
                 self._pool = Pool(size=self._pool_size, start=self._start_spare,
                                   discard=self.remove_later, eligible=unpoolable,
-                                  name=f"envkit-pool-{self.worker}")
+                                  stop=self._stop_spares, name=f"envkit-pool-{self.worker}")
             return self._pool
 
     def _start_spare(self, spec: StackSpec) -> Stack:
-        return self.stack(spec, pooled=True).up()
+        """Start a spare on the pool's thread, where closing the pool can call it off."""
+        from envkit.readiness import Cancelled
+
+        stack = self.stack(spec, pooled=True)
+        with self._lock:  # close_pool() zeroes the size, then _stop_spares() cancels
+            if self._pool_size <= 0:
+                raise Cancelled("the warm pool is closed")
+            self._starting.add(stack)
+        try:
+            return stack.up()
+        finally:
+            with self._lock:
+                self._starting.discard(stack)
+
+    def _stop_spares(self) -> None:
+        """Call off every spare start in progress (the pool is closing)."""
+        with self._lock:
+            starting = list(self._starting)
+        for stack in starting:
+            stack.cancel()
 
     def remove_later(self, stack: Stack, *, then: Callable[[], object] | None = None) -> None:
         """Take *stack* down in the background and return at once.

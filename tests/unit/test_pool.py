@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -211,6 +212,42 @@ def test_close_reports_a_spare_still_starting_after_its_timeout() -> None:
             break
         threading.Event().wait(0.01)
     assert engine.discarded == engine.started
+
+
+def test_close_calls_off_the_start_in_progress_and_a_later_close_waits_for_it() -> None:
+    """Ctrl-C closes at once (timeout 0); the session's end then waits for the spare."""
+    engine = Engine()
+    stops: list[int] = []
+
+    def stop() -> None:  # a start called off ends early, as Stack.cancel makes up() do
+        stops.append(1)
+        engine.gate.set()
+
+    pool = Pool(size=1, start=engine.start, discard=engine.discard, stop=stop)
+    engine.gate.clear()
+    pool.take("demo", "demo", lambda: "demo")
+    threading.Event().wait(0.1)
+    pool.close(0)
+    assert pool.close(WAIT) == []  # waited until the spare was discarded
+    assert stops == [1] and engine.discarded == engine.started and len(engine.started) == 1
+
+
+def test_a_taker_interrupted_while_waiting_leaves_the_spare_to_close() -> None:
+    engine = Engine()
+    pool = pool_of(engine)
+    engine.gate.clear()
+    pool.take("demo", "demo", lambda: "demo")
+    threading.Event().wait(0.1)  # its start is running, held at the gate
+
+    def interrupt(self: Future[Made], timeout: float | None = None) -> Made:
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        mp.setattr(Future, "result", interrupt)  # Ctrl-C lands while take() waits
+        pool.take("demo", "demo", lambda: "demo")
+    engine.gate.set()
+    assert pool.close(WAIT) == []
+    assert engine.discarded == engine.started and len(engine.started) == 1
 
 
 def test_only_stacks_without_host_state_are_pooled() -> None:
