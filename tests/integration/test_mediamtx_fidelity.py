@@ -140,8 +140,18 @@ def test_http_surface_and_start_lines(envkit_stack_factory) -> None:
     assert _raw(web + "/cam/whep", "OPTIONS", {
         "Origin": "http://example.com", "Access-Control-Request-Method": "POST"})[0] == 204
     logs = mc.logs(stack)
-    assert re.search(r"INF \[RTSP\] started with listeners on :8554 \(TCP/RTSP\)", logs), logs
-    assert re.search(r"INF \[API\] started with listener on :9997 \(TCP/HTTP\)", logs), logs
+    assert re.search(r"INF \[RTSP\] started with listeners on :8554 \(TCP/RTSP\)\n", logs), logs
+    assert re.search(r"INF \[API\] started with listener on :9997 \(TCP/HTTP\)\n", logs), logs
+    assert re.search(r"INF \[HLS\] started with listener on :8888 \(TCP/HTTP\)\n", logs), logs
+    assert re.search(r"INF \[WebRTC\] started with listeners on :8889 \(TCP/HTTP\), "
+                     r":8189 \(UDP/ICE\)\n", logs), logs
+    # Shutdown: one line per server, in upstream's order, then the hook pool's.
+    stack.container("mediamtx").stop(timeout=10)
+    logs = mc.logs(stack)
+    assert re.search(r"(?s)INF shutting down gracefully\n.*INF \[WebRTC\] listener is closing\n"
+                     r".*INF \[HLS\] listener is closing\n.*INF \[RTSP\] listener is closing\n"
+                     r".*INF waiting for running hooks\n", logs), logs
+    assert "INF [API] listener is closing\n" in logs, logs
 
 
 def test_codec_props_sessions_and_log_lines(envkit_stack_factory) -> None:

@@ -6,6 +6,7 @@ aiohttp are imported here by path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
 from pathlib import Path
@@ -15,9 +16,12 @@ import pytest
 CONTEXT = Path(__file__).resolve().parents[2] / "envkit/camera/contexts/mediamtx-standin"
 sys.path.insert(0, str(CONTEXT))
 
-from mtxstandin import gofmt  # noqa: E402
+from mtxstandin import config, gofmt, web  # noqa: E402
 from mtxstandin.config import Conf, ConfError, check_path_name, load  # noqa: E402
 from mtxstandin.h264 import parse_sps, sps_from_fmtp, sps_in_rtp  # noqa: E402
+from mtxstandin.httpbase import make_app  # noqa: E402
+from mtxstandin.rtsp_proto import parse_transport  # noqa: E402
+from mtxstandin.udp import MulticastGroups  # noqa: E402
 
 # SPSs written by libx264: testsrc 320x240 (High 4:4:4 Predictive, 1.2), 720p main.
 SPS_444 = bytes.fromhex("67f4000c91968141fb0110000003001000000301e8f142aa")
@@ -116,3 +120,59 @@ def test_file_without_auth_http_exclude_reports_empty(tmp_path: Path) -> None:
     assert conf.global_values["hlsMuxerCloseAfter"] == "1m30s"
     assert conf.paths["cam"]["runOnDemandCloseAfter"] == "2m0s"
     assert conf.path_defaults["recordSegmentDuration"] == "1h0m0s"
+
+
+def test_transport_header_names_udp_client_ports_and_kind() -> None:
+    udp = parse_transport("RTP/AVP/UDP;unicast;client_port=5000-5001;mode=record")
+    assert (udp.kind, udp.client_ports, udp.record) == ("UDP", (5000, 5001), True)
+    assert parse_transport("RTP/AVP;multicast").kind == "UDP-multicast"
+    tcp = parse_transport("RTP/AVP/TCP;unicast;interleaved=0-1")
+    assert (tcp.kind, tcp.interleaved, tcp.client_ports) == ("TCP", (0, 1), None)
+
+
+def test_multicast_groups_come_from_the_range_and_are_sent_once() -> None:
+    groups = MulticastGroups("224.1.0.0/16", 8002, 8003)
+    assert groups.group("cam", 0) == "224.1.0.1"
+    assert groups.group("cam", 1) == "224.1.0.2"
+    assert groups.group("cam", 0) == "224.1.0.1"
+    packet = b"\x80" + bytes(20)
+    try:
+        assert groups.send("224.1.0.1", False, packet) == len(packet)
+        # The same packet fanned out to a second multicast reader is not sent again.
+        assert groups.send("224.1.0.1", False, packet) == 0
+    finally:
+        groups.close()
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/v3/paths/get/a%20b/c", 200), ("HEAD", "/v3/paths/get/x", 404),
+    ("GET", "/v3/rtspsessions/get/one/two", 404), ("GET", "/nothing", 404),
+    ("POST", "/v3/paths/get/x", 404),
+])
+def test_http_router_matches_like_aiohttp_and_answers_like_gin(method: str, path: str,
+                                                               status: int) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=repr(request.match_info))
+
+    app = make_app(lambda: ["*"])
+    app.router.add_get("/v3/paths/get/{name:.*}", echo, allow_head=False)
+    app.router.add_get("/v3/rtspsessions/get/{id}", echo, allow_head=False)
+    request = web.Request(method, path, web.Headers(), b"", "127.0.0.1")
+    response = asyncio.run(app.handle(request))
+    assert (response.status, response.headers["Server"]) == (status, "mediamtx")
+    if status == 200:
+        assert response.body == b"{'name': 'a b/c'}"
+    else:
+        assert response.body == b"404 page not found"
+
+
+def test_the_shipped_configuration_is_read_from_the_build_cache(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    text = (CONTEXT / "mediamtx.yml").read_text(encoding="utf-8")
+    monkeypatch.setattr(config, "CACHE", str(tmp_path / "cache.json"))
+    config.write_cache(str(CONTEXT / "mediamtx.yml"))
+    assert config.parse_file(text) == config._yaml(text)
+    # A file differing from the cached one is parsed as YAML (the cache is not used).
+    monkeypatch.setattr(config, "_yaml", lambda t: {"parsed": t})
+    assert config.parse_file(text) != {"parsed": text}
+    assert config.parse_file(text + "\n") == {"parsed": text + "\n"}

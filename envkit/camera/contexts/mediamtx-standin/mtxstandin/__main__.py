@@ -7,13 +7,18 @@ lines, then serves RTSP and the API until told to stop.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 
-from . import VERSION, log
-from .config import Conf, ConfError, load
-from .core import Core
+# No TLS is served (encryption settings are not implemented) and asyncio runs without the
+# ssl module, whose import is a tenth of the start-up CPU that issue 9 bounds.
+sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+
+import asyncio  # noqa: E402
+import signal  # noqa: E402
+
+from . import VERSION, log  # noqa: E402
+from .config import Conf, ConfError, load  # noqa: E402
+from .core import Core  # noqa: E402
 
 
 async def serve(conf_path: str | None) -> int:
@@ -57,6 +62,7 @@ async def _run(conf: Conf) -> int:
         return 1
     finally:
         await core.close()
+        log.info("waiting for running hooks")
         # Let the loop run what closing just scheduled (sockets closing, hook commands
         # sent SIGINT being reaped) before asyncio.run() cancels every task still pending.
         await asyncio.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Control API v3 (aiohttp), with upstream's routes, status codes and error bodies.
+"""Control API v3, with upstream's routes, status codes and error bodies.
 
 Why: camera services create and delete paths through this API and read stream state
 from it; envkit waits on ``/v3/info`` or ``/v3/paths/list``. Every answer follows the
@@ -15,9 +15,7 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from . import VERSION, api_runtime, log
+from . import VERSION, api_runtime, log, web
 from .api_runtime import paginate
 from .config import Conf, ConfError, check_optional_path, check_path_name, coerce_global
 from .httpbase import Handler, error_response, json_response, make_app, serve

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
+from . import web
 from .config import ConfError, path_name_problem
 from .gofmt import parse_uuid
 from .httpbase import error_response, json_response, not_found

@@ -9,12 +9,11 @@ hold the values that were set explicitly (merged over the defaults when read).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from . import gofmt
 from .defaults import (
@@ -105,7 +104,7 @@ def _env_value(key: str, raw: str, default: Any) -> Any:
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, list):
-        return [p for p in raw.split(",") if p] if not raw.startswith("[") else yaml.safe_load(raw)
+        return [p for p in raw.split(",") if p] if not raw.startswith("[") else _yaml(raw)
     return raw
 
 
@@ -293,6 +292,42 @@ def _apply_env(conf: Conf, environ: dict[str, str]) -> None:
             conf.global_values[key] = _env_value(key, raw, GLOBAL_DEFAULTS[key])
 
 
+# The parse of the image's own /mediamtx.yml, written at build time (see write_cache).
+CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mediamtx.yml.json")
+
+
+def _yaml(text: str) -> Any:
+    import yaml  # here, not at the top: importing it costs ~50 ms of start-up CPU
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def parse_file(text: str) -> Any:
+    """A configuration file's data; the shipped file's is read from the build-time cache.
+
+    Why: importing PyYAML is a large part of the stand-in's start-up, which issue 9
+    bounds; a file that differs from the cached one in any byte is parsed as YAML.
+    """
+    try:
+        with open(CACHE, encoding="utf-8") as fh:
+            cached = json.load(fh)
+        if isinstance(cached, dict) and cached.get("source") == text:
+            return cached["data"]
+    except (OSError, ValueError):
+        pass
+    return _yaml(text)
+
+
+def write_cache(path: str) -> None:
+    """Cache the parse of ``path`` (image build), if JSON keeps it exactly."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    data = _yaml(text)
+    if json.loads(json.dumps(data)) == data:
+        with open(CACHE, "w", encoding="utf-8") as fh:
+            json.dump({"source": text, "data": data}, fh)
+
+
 def load(path: str | None, environ: dict[str, str] | None = None) -> tuple[Conf, str]:
     """Load defaults, then the YAML file (if any), then ``MTX_*`` variables."""
     conf = Conf()
@@ -303,7 +338,7 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> tuple[Conf,
     for candidate in candidates:
         if candidate and os.path.exists(candidate):
             with open(candidate, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
+                data = parse_file(fh.read()) or {}
             if not isinstance(data, dict):
                 raise ConfError(f"{candidate}: not a mapping")
             _apply_global(conf, data)

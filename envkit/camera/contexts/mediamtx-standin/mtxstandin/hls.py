@@ -23,9 +23,7 @@ from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from aiohttp import web
-
-from . import gofmt, log
+from . import gofmt, log, web
 from .config import parse_duration
 from .httpbase import json_response, make_app, not_found, serve
 from .path import PathError

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
-
-from . import gofmt, log
+from . import gofmt, log, web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOW_METHODS = "OPTIONS, GET, POST, PATCH, DELETE"
@@ -40,7 +38,7 @@ def not_found() -> web.Response:
 
 def make_app(allow_origins: Callable[[], list[str]],
              inner: list[Any] | None = None) -> web.Application:
-    """An aiohttp application with upstream's common middleware in front of ``inner``."""
+    """An application with upstream's common middleware in front of ``inner``."""
 
     @web.middleware
     async def common(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -59,7 +57,6 @@ def make_app(allow_origins: Callable[[], list[str]],
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
             response = not_found()
         response.headers.update(cors)
-        # aiohttp only sets its own Server header when none is there.
         response.headers["Server"] = "mediamtx"
         return response
 
@@ -68,8 +65,4 @@ def make_app(allow_origins: Callable[[], list[str]],
 
 async def serve(app: web.Application, address: str) -> web.AppRunner:
     """Bind ``app`` on ``host:port`` (empty host: every interface)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    host, _, port = address.rpartition(":")
-    await web.TCPSite(runner, host or None, int(port), reuse_address=True).start()
-    return runner
+    return await web.serve(app, address)

@@ -8,11 +8,10 @@ GET with 405 (JSON error) and answers OPTIONS 204. Media over WebRTC is not prod
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from . import log
+from . import log, web
 from .httpbase import error_response, make_app, not_found, serve
 
 if TYPE_CHECKING:
@@ -39,18 +38,36 @@ class WebRTCServer:
         self.core = core
         self.address = str(core.conf.global_values["webrtcAddress"])
         self._runner: web.AppRunner | None = None
+        self._ice: asyncio.DatagramTransport | None = None
 
     async def start(self) -> None:
-        """Bind and log the start line."""
+        """Bind and log upstream's start line.
+
+        The ICE UDP socket (``webrtcLocalUDPAddress``) is bound as upstream binds it, so
+        the port is taken and the line is true, but no ICE is answered on it.
+        """
         g = self.core.conf.global_values
         app = make_app(lambda: list(g.get("webrtcAllowOrigins") or []))
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = await serve(app, self.address)
-        log.info(f"[WebRTC] started with listener on {self.address} (TCP/HTTP)")
+        listeners = f"{self.address} (TCP/HTTP)"
+        ice = str(g.get("webrtcLocalUDPAddress") or "")
+        if ice:
+            host, _, port = ice.rpartition(":")
+            try:
+                self._ice, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    asyncio.DatagramProtocol, local_addr=(host or "0.0.0.0", int(port)))
+            except OSError:
+                await self._runner.cleanup()
+                raise
+            listeners += f", {ice} (UDP/ICE)"
+        log.info(f"[WebRTC] started with listeners on {listeners}")
 
     async def close(self) -> None:
         """Stop serving."""
         log.info("[WebRTC] listener is closing")
+        if self._ice is not None:
+            self._ice.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
