@@ -176,13 +176,15 @@ def write(res: dict[str, Any], page: Path) -> None:
     opts = res["options"]
     lines = ["# Benchmarks: envkit beside the raw SDK, testcontainers, docker-compose, "
              "pytest-docker", "",
-             f"Measured by `bench/compare.py` on {res['when']} in one run, contenders "
+             f"Measured by `bench/compare.py` on {res['when']} "
+             f"{res.get('how', 'in one run')}, contenders "
              f"interleaved round by round (order reversed every other round); medians of "
              f"{opts['runs']} rounds for one stack, {opts['suite_runs']} for suites. "
              "The machine is shared with other engineers' test runs, so expect noise of "
              "10-20 %; read ratios, not absolute times.", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in res["machine"].items()) + ".", "",
              f"![ratios to the raw floor]({page.with_suffix('.png').name})", ""]
+    lines += res.get("preface", [])  # what a partial or merged run must say first
     if verdicts(res):
         lines += ["## Issue 13's targets", "", "| target | measured | |", "| --- | ---: | --- |"]
         lines += [f"| {t} | {m} | {ok} |" for t, m, ok in verdicts(res)] + [""]
