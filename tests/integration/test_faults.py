@@ -152,16 +152,18 @@ def test_degrade_adds_latency_for_host_and_peers(envkit_stack_factory) -> None:
     stack = envkit_stack_factory(demo())
     direct = stack.endpoint("web", 8080)
     with stack.degrade("web", 8080, latency=0.3) as degraded:
-        assert stack.endpoint("web", 8080) == degraded.endpoint() != direct
+        proxied = degraded.endpoint()
+        assert stack.endpoint("web", 8080) == proxied != direct
         started = time.monotonic()
         assert _get(stack.url("web", 8080))["service"] == "web"
         assert time.monotonic() - started >= 0.6  # 0.3 s each way
         started = time.monotonic()
         assert _get(stack.url("client", 8080))["upstream"]["service"] == "web"
         assert time.monotonic() - started >= 0.6  # the peer went through the proxy too
-    started = time.monotonic()
+    # Restored: web's own endpoint again and no proxy (a bound on time would be a
+    # timed assertion that a loaded runner fails; the proxy's absence is the proof).
+    assert stack.endpoint("web", 8080) != proxied
     assert _get(stack.url("client", 8080))["upstream"]["service"] == "web"
-    assert time.monotonic() - started < 0.5
     assert "web-proxy" not in stack.describe()["services"]
 
 
@@ -189,10 +191,9 @@ def test_degrade_limits_bandwidth(envkit_stack_factory) -> None:
         with urllib.request.urlopen(stack.url("files", 8080, path="/blob"), timeout=20) as r:
             assert len(r.read()) == 40_000
         assert time.monotonic() - started >= 1.2  # 40 kB at 20 kB/s, in 16 kB chunks
-    started = time.monotonic()
     with urllib.request.urlopen(stack.url("files", 8080, path="/blob"), timeout=20) as r:
         assert len(r.read()) == 40_000
-    assert time.monotonic() - started < 1.0
+    assert "files-proxy" not in stack.describe()["services"]
 
 
 def test_degrade_twice_is_refused(envkit_stack_factory) -> None:
