@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -51,34 +51,42 @@ def choose(
     ranges: Sequence[IPv4Network], taken: Iterable[IPv4Network], *, seed: int,
     prefix: int = PREFIX,
 ) -> IPv4Network | None:
-    """The first free /*prefix* of *ranges* from position *seed* on, or ``None``.
+    """The free /*prefix* of *ranges* numbered *seed* (modulo how many are free), or ``None``.
 
-    Free means it overlaps nothing in *taken*; the search wraps around, so every subnet of
-    *ranges* is tried once. A range narrower than *prefix* counts as one subnet of its own size.
+    Free means it overlaps nothing in *taken*. Picking among the free ones, not the first
+    free one after *seed*, matters when the engine's pools are used up: then nearly all
+    of the default ranges is taken, and "the next free one" would be the same /24 for
+    almost every worker. A range narrower than *prefix* counts as one subnet of its size.
     """
     used = [net for net in taken if net.version == 4]
-    sizes = [1 << max(0, prefix - r.prefixlen) for r in ranges]
-    total = sum(sizes)
-    for step in range(total):
-        net = _nth(ranges, sizes, (seed + step) % total, prefix)
-        if not any(net.overlaps(other) for other in used):
-            return net
-    return None
+    free = [start for whole in ranges for start in _free_in(whole, used, prefix)]
+    if not free:
+        return None
+    start, bits = free[seed % len(free)]
+    return IPv4Network((start, bits))
 
 
-def _nth(ranges: Sequence[IPv4Network], sizes: Sequence[int], index: int,
-         prefix: int) -> IPv4Network:
-    for whole, count in zip(ranges, sizes, strict=True):
-        if index < count:
-            bits = max(prefix, whole.prefixlen)
-            start = int(whole.network_address) + index * (1 << (32 - bits))
-            return IPv4Network((start, bits))
-        index -= count
-    raise IndexError(index)  # unreachable: index < sum(sizes)
+def _free_in(whole: IPv4Network, taken: Sequence[IPv4Network],
+             prefix: int) -> Iterator[tuple[int, int]]:
+    """The subnets of *whole* that overlap nothing in *taken*, as (address, prefix).
+
+    Marked in a byte array by integer arithmetic: ``IPv4Network.overlaps`` on each of the
+    default ranges' 4352 /24s took about 0.1 s.
+    """
+    bits = max(prefix, whole.prefixlen)
+    step, base = 1 << (32 - bits), int(whole.network_address)
+    last = base + whole.num_addresses - 1
+    free = bytearray(b"\x01") * (whole.num_addresses // step)
+    for net in taken:
+        low, high = max(int(net.network_address), base), min(int(net.broadcast_address), last)
+        if low <= high:
+            free[(low - base) // step:(high - base) // step + 1] = bytes(
+                (high - base) // step - (low - base) // step + 1)
+    return ((base + i * step, bits) for i, ok in enumerate(free) if ok)
 
 
 def seed_for(name: str) -> int:
-    """Where the search for *name*'s subnet starts: spread, and the same for a retry."""
+    """Which free subnet *name* takes: spread over names, the same for each retry."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
 
 
