@@ -20,9 +20,11 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from docker.types import IPAMConfig, IPAMPool
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random
 
 from envkit import _engine
@@ -169,3 +171,31 @@ def taken(engine: Engine) -> list[IPv4Network]:
     networks = _engine.call("list networks", lambda: engine.client.networks.list(greedy=False))
     used = engine_subnets(n.attrs for n in networks)
     return used if engine.remote else used + host_routes()
+
+
+def create_network(
+    engine: Engine, name: str, *, labels: dict[str, str], ranges: Sequence[IPv4Network],
+) -> IPv4Network | None:
+    """Create the bridge network *name*; the subnet envkit picked, ``None`` for the engine's.
+
+    One create while the engine's default pools have room; only when it answers that they
+    are used up does the slower path above (a listing, then a create in a free subnet) run.
+
+    :raises EngineError: as :func:`envkit._engine.call` does (a 409 if *name* exists).
+    :raises EnvkitError: when no subnet of *ranges* is free.
+    """
+
+    def post(subnet: IPv4Network | None = None) -> None:
+        ipam = None if subnet is None else IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
+        _engine.call(f"create network {name}" + (f" in {subnet}" if subnet else ""),
+                     lambda: engine.client.networks.create(
+                         name, driver="bridge", labels=labels, check_duplicate=True, ipam=ipam))
+
+    try:
+        post()
+        return None
+    except EngineError as exc:
+        if not pools_exhausted(exc):
+            raise
+    return create_in_own_subnet(name=name, ranges=ranges, create=post,
+                                taken=partial(taken, engine))

@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from docker.models.containers import Container
-from docker.types import IPAMConfig, IPAMPool
 
 from envkit import _engine, _proxy, _subnets, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, check_host_paths, create_service
@@ -219,15 +218,8 @@ class Stack(Faults):
 
     def _create_network(self) -> None:
         try:
-            try:
-                self._post_network()
-            except EngineError as exc:
-                if not _subnets.pools_exhausted(exc):
-                    raise
-                # Only now, not before every create: the engine's pools had room until here.
-                _subnets.create_in_own_subnet(
-                    name=self.network, ranges=self._subnets, create=self._post_network,
-                    taken=partial(_subnets.taken, self.engine))
+            _subnets.create_network(self.engine, self.network, ranges=self._subnets,
+                                    labels=self.ownership.stack_labels())
         except EngineError as exc:
             if getattr(exc.__cause__, "status_code", None) != 409:
                 raise
@@ -238,18 +230,6 @@ class Stack(Faults):
                 fix="give this instance another name, use another ENVKIT_SESSION per "
                 f"concurrent run, or remove the other with `envkit down {self.id}`",
             ) from None
-
-    def _post_network(self, subnet: IPv4Network | None = None) -> None:
-        """Create the stack's network, in *subnet* if given (else from the engine's pools)."""
-        client = self.engine.client
-        ipam = None if subnet is None else IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
-        _engine.call(
-            f"create network {self.network}" + (f" in {subnet}" if subnet else ""),
-            lambda: client.networks.create(
-                self.network, driver="bridge", labels=self.ownership.stack_labels(),
-                check_duplicate=True, ipam=ipam,
-            ),
-        )
 
     def _network_is_ours(self) -> bool:
         """Whether the network in the way is this stack's own, made by an earlier attempt.
