@@ -35,13 +35,14 @@ POOL_BASE, POOL_SIZE = 24, 26
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(worker_id: str) -> Iterator[dockerd.Dockerd]:
+def tiny_engine() -> Iterator[dockerd.Dockerd]:
     """A private dockerd with four networks' worth of default pool.
 
     Its index is apart from test_engines' (0, 1...), whose engines may still run in this
     worker's session: two engines with one index would share a bridge name.
     """
-    index = 40 + (int(worker_id[2:]) if worker_id.startswith("gw") else 0)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = 40 + (int(worker[2:]) if worker.startswith("gw") else 0)
     docker0 = Path("/sys/class/net/docker0")
     had_docker0 = docker0.exists()
     try:
