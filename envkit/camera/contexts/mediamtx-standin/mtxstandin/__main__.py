@@ -14,6 +14,7 @@ import sys
 sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 import asyncio  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 
 from . import VERSION, log  # noqa: E402
@@ -72,7 +73,12 @@ async def _run(conf: Conf) -> int:
 def main() -> None:
     """Console entry."""
     conf_path = sys.argv[1] if len(sys.argv) > 1 else None
-    sys.exit(asyncio.run(serve(conf_path)))
+    code = asyncio.run(serve(conf_path))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is closed by now. The interpreter's own finalization (module teardown,
+    # garbage collection) took 0.3-0.5 s at load 20-30, more than upstream's whole stop.
+    os._exit(code)
 
 
 if __name__ == "__main__":
