@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envkit import _checkargs
 from envkit._compose_yaml import read_env_file, seconds
 from envkit._privileges import capabilities
 from envkit.errors import SpecError
@@ -48,7 +49,7 @@ class Converter:
         for key, field in simple.items():
             if raw.get(key) is not None:
                 value = raw[key]
-                out[field] = str(value) if key in {"user", "stop_signal"} else value
+                out[field] = _numeral(value) if key in {"user", "stop_signal"} else value
         out["environment"] = self.environment(name, raw)
         out["ports"] = [p for entry in raw.get("ports") or [] for p in self.ports(name, entry)]
         out["devices"] = [str(d) for d in raw.get("devices") or []]
@@ -207,22 +208,51 @@ class Converter:
     def check(self, name: str, index: int, raw: Any) -> Check:
         """One ``x-envkit.ready`` entry, spelled as in envkit's stack files."""
         kind, arg = next(iter(raw.items())) if isinstance(raw, Mapping) and raw else ("", None)
-        if kind == "tcp" and isinstance(arg, int | str):
-            return Tcp(arg)
-        if kind == "http" and arg is not None:
-            if not isinstance(arg, Mapping):
-                return Http(str(arg))
-            return Http(arg["port"], str(arg.get("path", "/")), int(arg.get("status", 200)))
-        if kind == "log":
-            return LogLine(str(arg))
-        if kind == "healthy":
-            return Healthy()
-        if kind == "exec":
-            return Exec(tuple(str(a) for a in arg) if isinstance(arg, list) else (
-                "sh", "-c", str(arg)))
-        raise self.fail(name, f"x-envkit.ready[{index}]", raw, "not a readiness check",
-                        "use one of {tcp: PORT}, {http: {port: P, path: /p}}, {log: REGEX}, "
-                        "{exec: COMMAND}, {healthy: true}")
+        try:
+            check = _make_check(kind, arg)
+        except SpecError as exc:  # the check's own validation: place it on this entry
+            raise self.fail(name, _checkargs.entry_field(f"x-envkit.ready[{index}]", kind,
+                                                         arg, exc),
+                            exc.value, exc.problem, exc.fix) from None
+        if check is None:
+            raise self.fail(name, f"x-envkit.ready[{index}]", raw, "not a readiness check",
+                            "use one of {tcp: PORT}, {http: {port: P, path: /p}}, "
+                            "{log: REGEX}, {exec: COMMAND}, {healthy: true}")
+        return check
+
+
+def _make_check(kind: str, arg: Any) -> Check | None:
+    """The check of one entry (each validates its arguments), ``None`` for no such kind."""
+    if kind == "tcp" and isinstance(arg, int | str):
+        return Tcp(arg)
+    if kind == "http" and arg is not None:
+        if not isinstance(arg, Mapping):
+            return Http(arg if isinstance(arg, int) else str(arg))
+        status = arg.get("status", 200)  # a string after interpolation, or YAML's number
+        if isinstance(status, str) and re.fullmatch(r"[0-9]{3}", status):
+            status = int(status)
+        port: Any = arg.get("port")  # None, or anything: Http says what is wrong
+        return Http(port, str(arg.get("path", "/")), status)
+    if kind == "log":
+        return LogLine(arg)
+    if kind == "healthy" and arg is True:
+        return Healthy()
+    if kind == "exec":
+        argv: Any = [_numeral(a, float) for a in arg] if isinstance(arg, list) else (
+            "sh", "-c", arg) if isinstance(arg, str) and arg else arg
+        return Exec(argv)
+    return None
+
+
+def _numeral(value: object, *also: type) -> object:
+    """YAML's whole number (or one of the types *also*) as a string; anything else as it is.
+
+    ``user: 1000`` means ``'1000'``, but ``str()`` of a list, a mapping or ``true`` would
+    turn a mistake into a plausible name: those go to the spec as they are, which refuses
+    them (as stack files do).
+    """
+    return str(value) if isinstance(value, (int, *also)) and not isinstance(
+        value, bool) else value
 
 
 def _is_file(path: Path) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from envkit._spec_parts import is_account
 from envkit.errors import SpecError
 
 #: The capabilities of Linux 5.x/6.x as Docker spells them (without ``CAP_``).
@@ -76,17 +77,21 @@ def capabilities(value: object, *, field: str, service: str | None,
 
 
 def group_names(value: object, *, service: str | None) -> tuple[str, ...]:
-    """``group_add``: group names or numeric ids, as strings.
+    """``group_add``: a list of group names or numeric ids (from 0), as strings.
 
-    :raises SpecError: for anything but a name, a number or a list of them.
+    A single name or id is refused, as compose refuses it: ``group_add=5`` is more
+    likely a slip than a group.
+
+    :raises SpecError: for anything but a list of names and ids, naming the bad entry.
     """
-    items = (value,) if isinstance(value, str | int) else value
-    if not isinstance(items, Sequence) or not all(
-        isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip() for v in items
-    ):
-        raise _fail(service, "group_add", value, "must be a list of group names or ids",
-                    "write e.g. group_add=['video'] or group_add=[44]")
-    return tuple(str(v).strip() for v in items)
+    fix = "write e.g. group_add=['video'] or group_add=[44]"
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise _fail(service, "group_add", value, "must be a list of group names or ids", fix)
+    for item in value:
+        if not is_account(item.strip() if isinstance(item, str) else item):
+            raise _fail(service, "group_add", item, "not a group name or an id from 0 "
+                        "(names: letters, digits, '_', '.', '-')", fix)
+    return tuple(str(v).strip() for v in value)
 
 
 def pids_limit(value: object, *, service: str | None) -> int | None:

@@ -8,7 +8,7 @@ service and stack specs stay readable; each type validates itself, or is made by
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +32,104 @@ def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(value)
+
+
+#: How a dependent waits for a service it depends on: its container started, its
+#: readiness checks passed (``healthy``, the default), or it exited 0 (``completed``).
+CONDITIONS = ("started", "healthy", "completed")
+# compose's spellings, and "ready" (what envkit called a plain dependency), are accepted.
+_CONDITION_ALIASES = {"service_started": "started", "service_healthy": "healthy",
+                      "service_completed_successfully": "completed", "ready": "healthy"}
+
+
+class Conditions(Mapping[str, str]):
+    """A service's dependency conditions as its spec normalized them: read-only.
+
+    A type of its own so that a :func:`dataclasses.replace` with fewer ``depends_on``
+    can tell the conditions it carries over (those of dropped dependencies go quietly)
+    from conditions a user wrote, where an entry for a service that is not a dependency
+    is an error: it would be ignored.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
+def dependencies(
+    value: object, conditions: Mapping[str, str], service: str
+) -> tuple[object, Conditions]:
+    """``depends_on`` as names, and every dependency's condition (``healthy`` by default).
+
+    A mapping ``{"db": "healthy"}`` gives both at once; *conditions* fills in the rest.
+
+    :raises SpecError: for an unknown condition, or a condition the user gave for a
+        service that is not in ``depends_on``.
+    """
+    given = {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+    value = tuple(given) if isinstance(value, Mapping) else value
+    names = (value,) if isinstance(value, str) else value
+    listed = [n for n in names if isinstance(n, str)] if isinstance(names, Sequence) else []
+    for key in () if isinstance(conditions, Conditions) else conditions:
+        if key not in listed:
+            raise SpecError(stack=None, service=service, field=f"conditions.{key}",
+                            value=conditions[key], problem=f"{key!r} is not in depends_on "
+                            f"({', '.join(listed) or 'empty'}), so the condition would be "
+                            "ignored", fix=f"add {key!r} to depends_on, or remove it from "
+                            "conditions")
+    merged: dict[str, str] = {}
+    for name in listed:
+        raw = given.get(name, conditions.get(name, "healthy"))
+        condition = _CONDITION_ALIASES.get(raw, raw) if isinstance(raw, str) else raw
+        if condition not in CONDITIONS:
+            raise SpecError(stack=None, service=service, field=f"depends_on.{name}", value=raw,
+                            problem="not a dependency condition",
+                            fix="use started, healthy (readiness checks passed; the "
+                            "default) or completed (exited 0)")
+        merged[name] = str(condition)
+    return value, Conditions(merged)
+
+
+#: Docker's signal names (``SIG`` optional, any case), as its ParseSignal knows them.
+_SIGNALS = frozenset({
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+    "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+    "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+    "RTMIN", "RTMAX", *(f"RTMIN+{n}" for n in range(1, 16)),
+    *(f"RTMAX-{n}" for n in range(1, 15))})
+#: A user or group of ``user[:group]``: a name (letters, digits, ``_.-``) or an id.
+_ACCOUNT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
+_MAX_ID = 2**32 - 2  # Linux: uid_t is 32 bits and -1 means "unchanged"
+
+
+def is_signal(value: object) -> bool:
+    """Whether *value* names a signal the engine knows: ``SIGTERM``, ``term``, ``15``."""
+    if not isinstance(value, str):
+        return False
+    name = value.strip().upper().removeprefix("SIG")
+    return name in _SIGNALS or (name.isdigit() and name.isascii() and 1 <= int(name) <= 64)
+
+
+def is_account(value: object) -> bool:
+    """Whether *value* is a user or group name, or an id from 0 to 2**32 - 2."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 0 <= value <= _MAX_ID
+    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
+        return False
+    return not value.isdigit() or int(value) <= _MAX_ID
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -49,7 +49,8 @@ class SpecError(EnvkitError, ValueError):
     ) -> None:
         self.stack = stack
         self.service = service
-        self.field = field
+        # A field may be named after a hostile key (environment.<key>): cut it like values.
+        self.field = _cut(field, 200)
         self.value = value
         self.problem = problem
         parts = [f"stack {shown(stack, 100)}" if stack else "",
@@ -57,7 +58,8 @@ class SpecError(EnvkitError, ValueError):
         where = ", ".join(p for p in parts if p) or "spec"
         # A problem may quote the value again (a path made of it): long lines are cut too.
         told = "\n".join(_cut(line, 400) for line in problem.split("\n"))
-        super().__init__(f"{where}: field {field!r} = {shown(value)}: {told}", fix=fix)
+        super().__init__(f"{where}: field {self.field!r} = {shown(value)}: {told}",
+                         fix=_cut(fix, 400))
 
 
 def shown(value: object, limit: int = 200) -> str:

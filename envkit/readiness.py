@@ -23,6 +23,7 @@ from typing import Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 
+from envkit import _checkargs
 from envkit._netstat import PROC_NET_TCP, host_view, listeners
 from envkit.errors import EnvkitError, ReadinessTimeoutError
 
@@ -104,6 +105,10 @@ class Tcp:
 
     port: int | str
     settle: float = 0.05
+
+    def __post_init__(self) -> None:
+        _checkargs.tcp_port("Tcp", self.port)
+        _checkargs.seconds("Tcp", "settle", self.settle, _checkargs.MAX_SETTLE)
 
     def describe(self) -> str:
         return f"Tcp({self.port})"
@@ -196,6 +201,12 @@ class Http:
     status: int = 200
     body: Callable[[str], bool] | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        _checkargs.tcp_port("Http", self.port)
+        _checkargs.http_path(self.path)
+        _checkargs.http_status(self.status)
+        _checkargs.http_body(self.body)
+
     def describe(self) -> str:
         return f"Http({self.port}, {self.path!r}, status={self.status})"
 
@@ -222,6 +233,9 @@ class LogLine:
     """Ready when the container's output has a line matching the regex *pattern*."""
 
     pattern: str
+
+    def __post_init__(self) -> None:
+        _checkargs.pattern(self.pattern)
 
     def describe(self) -> str:
         return f"LogLine({self.pattern!r})"
@@ -251,6 +265,10 @@ class Exec:
     """Ready when *command*, run inside the container, exits 0."""
 
     command: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        # A list is as good as a tuple; a string is refused (a shell line or one program?).
+        object.__setattr__(self, "command", _checkargs.command(self.command))
 
     def describe(self) -> str:
         return f"Exec({' '.join(self.command)!r})"

@@ -13,19 +13,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from envkit import _privileges
 from envkit._privileges import DEFAULT_PIDS_LIMIT, DOCKER_DEFAULTS, Environment
 from envkit._spec_parts import (
+    CONDITIONS,
     Build,
     Device,
     Healthcheck,
     Mount,
     Port,
     as_tuple,
+    dependencies,
     frozen_map,
+    is_account,
+    is_signal,
     parse_device,
     parse_mount,
     parse_port,
@@ -42,39 +45,6 @@ __all__ = ["CONDITIONS", "DEFAULT_PIDS_LIMIT", "DEFAULT_STOP_TIMEOUT", "DOCKER_D
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CGROUP_RULE = re.compile(r"^[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}$")
 DEFAULT_STOP_TIMEOUT = 2.0
-#: How a dependent waits for a service it depends on: its container started, its
-#: readiness checks passed (``healthy``, the default), or it exited 0 (``completed``).
-CONDITIONS = ("started", "healthy", "completed")
-# compose's spellings, and "ready" (what envkit called a plain dependency), are accepted.
-_CONDITION_ALIASES = {"service_started": "started", "service_healthy": "healthy",
-                      "service_completed_successfully": "completed", "ready": "healthy"}
-
-
-def _dependencies(
-    value: object, conditions: Mapping[str, str], service: str
-) -> tuple[object, dict[str, str]]:
-    """``depends_on`` as names, and every dependency's condition (``healthy`` by default).
-
-    A mapping ``{"db": "healthy"}`` gives both at once; *conditions* (what a
-    :func:`dataclasses.replace` carries over) fills in the rest.
-    """
-    if isinstance(value, Mapping):
-        given = {str(k): str(v) for k, v in value.items()}
-        value = tuple(given)
-    else:
-        given = {}
-    names = (value,) if isinstance(value, str) else value
-    merged: dict[str, str] = {}
-    for name in names if isinstance(names, Sequence) else ():
-        raw = given.get(name, conditions.get(name, "healthy")) if isinstance(name, str) else ""
-        condition = _CONDITION_ALIASES.get(raw, raw)
-        if condition not in CONDITIONS:
-            raise SpecError(stack=None, service=service, field=f"depends_on.{name}", value=raw,
-                            problem="not a dependency condition",
-                            fix="use started, healthy (readiness checks passed; the "
-                            "default) or completed (exited 0)")
-        merged[str(name)] = condition
-    return value, merged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +60,8 @@ class ServiceSpec:
     :param depends_on: services that must be ready before this one starts; a mapping
         ``{"db": "started"}`` names each one's condition (see :data:`CONDITIONS`).
     :param conditions: the condition of each dependency (``healthy`` unless said
-        otherwise); filled in from a mapping *depends_on*.
+        otherwise); filled in from a mapping *depends_on*. An entry for a service that is
+        not in *depends_on* is an error (it could only be ignored).
     :param entrypoint: replaces the image's ENTRYPOINT (a list, or a string split like
         a shell would); ``None`` keeps it.
     :param healthcheck: Docker's HEALTHCHECK for the container (wait on it with
@@ -154,9 +125,9 @@ class ServiceSpec:
         self._check_name_and_image()
         self._check_scalars()
         put = object.__setattr__
-        deps, conditions = _dependencies(self.depends_on, self.conditions, self.name)
+        deps, conditions = dependencies(self.depends_on, self.conditions, self.name)
         put(self, "depends_on", deps)
-        put(self, "conditions", MappingProxyType(conditions))
+        put(self, "conditions", conditions)
         self._check_types()
         # A string command is split like a shell would (docker-py and compose do the same).
         for name in ("command", "entrypoint"):
@@ -232,9 +203,10 @@ class ServiceSpec:
                                  f"write e.g. {name}=30")
         if not isinstance(self.init, bool):
             raise self._fail("init", self.init, "must be true or false", "write init=True")
-        if self.stop_signal is not None and not isinstance(self.stop_signal, str):
-            raise self._fail("stop_signal", self.stop_signal, "must be a signal name",
-                             "write e.g. stop_signal='SIGINT'")
+        if self.stop_signal is not None and not is_signal(self.stop_signal):
+            raise self._fail("stop_signal", self.stop_signal, "not a signal name",
+                             "write e.g. stop_signal='SIGINT' (a name such as SIGTERM or "
+                             "SIGQUIT, or a number from 1 to 64), or leave it out")
         rules = self.device_cgroup_rules
         if not isinstance(rules, str | Sequence) or isinstance(rules, bytes):
             raise self._fail("device_cgroup_rules", rules, "must be a list of rules",
@@ -311,9 +283,11 @@ class ServiceSpec:
         if not isinstance(self.read_only, bool):
             raise self._fail("read_only", self.read_only, "must be true or false",
                              "write read_only=True, and tmpfs=[...] for the paths it writes")
-        if self.user is not None and (not isinstance(self.user, str) or not self.user.strip()):
-            raise self._fail("user", self.user, "must be user[:group], by name or id",
-                             "write e.g. user='1000:1000', or leave it out for the image's")
+        user = self.user.split(":") if isinstance(self.user, str) else [None]
+        if self.user is not None and (len(user) > 2 or not all(map(is_account, user))):
+            raise self._fail("user", self.user, "must be user[:group], each a name or an "
+                             "id from 0", "write e.g. user='1000:1000' or user='nobody', or "
+                             "leave it out for the image's")
 
     def condition(self, dependency: str) -> str:
         """How this service waits for *dependency*: ``started``, ``healthy`` or ``completed``."""

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from envkit import _stackschema, _yamlread
+from envkit import _checkargs, _stackschema, _yamlread
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import EnvkitError, SpecError
 from envkit.readiness import Check, Exec, Healthy, Http, LogLine, Tcp
@@ -225,8 +225,8 @@ class _Loader:
                 out[key] = float(value)
             elif key == "pids_limit":
                 out[key] = int(value)
-            elif key == "user":
-                out[key] = str(value)
+            elif key in {"user", "stop_signal"}:  # YAML reads 1000 and 9 as numbers
+                out[key] = str(value) if isinstance(value, int) else value
             elif key == "ready":
                 out[key] = [self._check(name, i, c) for i, c in enumerate(value)]
             elif key == "healthcheck":
@@ -327,20 +327,23 @@ class _Loader:
 
     def _check(self, name: str, index: int, raw: Mapping[str, Any]) -> Check:
         kind, arg = next(iter(raw.items()))
-        if kind == "tcp":
-            return Tcp(arg)
-        if kind == "http":
-            if not isinstance(arg, Mapping):
-                return Http(arg)
-            return Http(arg["port"], str(arg.get("path", "/")), int(arg.get("status", 200)))
-        if kind == "log":
-            try:
-                re.compile(arg)
-            except re.error as exc:
-                raise self.fail(name, f"ready[{index}].log", arg,
-                                f"not a regular expression: {exc}",
-                                "escape special characters, e.g. 'ready\\\\.'") from None
-            return LogLine(arg)
-        if kind == "healthy":
-            return Healthy()
-        return Exec(tuple(str(a) for a in arg) if isinstance(arg, list) else ("sh", "-c", arg))
+        try:
+            return _make_check(kind, arg)
+        except SpecError as exc:  # the check's own validation: place it on this entry
+            raise self.fail(name, _checkargs.entry_field(f"ready[{index}]", kind, arg, exc),
+                            exc.value, exc.problem, exc.fix) from None
+
+
+def _make_check(kind: str, arg: Any) -> Check:
+    """One schema-valid ``ready`` entry as its check (which validates its arguments)."""
+    if kind == "tcp":
+        return Tcp(arg)
+    if kind == "http":
+        if not isinstance(arg, Mapping):
+            return Http(arg)
+        return Http(arg["port"], str(arg.get("path", "/")), int(arg.get("status", 200)))
+    if kind == "log":
+        return LogLine(arg)
+    if kind == "healthy":
+        return Healthy()
+    return Exec(tuple(str(a) for a in arg) if isinstance(arg, list) else ("sh", "-c", arg))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ from envkit.inventory import list_stacks
 from envkit.session import Envkit
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: The longest token lifetime: a year; past that a test token is a mistake (or a leak).
+MAX_TTL = 366 * 24 * 3600
 
 
 def _err(message: str) -> None:
@@ -29,8 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a JWT for a stack's camera service")
     token.add_argument("stack", metavar="STACK", help="the stack id `envkit up` printed")
     token.add_argument("--role", choices=auth.ROLES, default="viewer")
-    token.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS")
+    token.add_argument("--ttl", type=_ttl, default=3600.0, metavar="SECONDS",
+                       help=f"lifetime of the token, 1 to {MAX_TTL} seconds (default 3600)")
     return parser
+
+
+def _ttl(text: str) -> float:
+    """``--ttl``'s type: a bad value is a usage error (exit 2), never a traceback.
+
+    The claim ``exp`` is whole seconds: NaN or inf cannot be written, and less than a
+    second (or a negative number) mints a token that is already expired.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 <= value <= MAX_TTL:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"not a lifetime: {text[:40]!r} (give seconds from 1 to {MAX_TTL}, e.g. 3600)")
+    return value
 
 
 def token(args: argparse.Namespace, kit: Envkit) -> int:

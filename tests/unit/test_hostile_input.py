@@ -13,11 +13,15 @@ run with ``--hypothesis-show-statistics`` to see how many inputs each test tried
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
-from collections.abc import Callable, Iterator
-from contextlib import redirect_stderr, redirect_stdout
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import redirect_stderr, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +33,10 @@ from hypothesis import strategies as st
 
 from envkit import _yamlread, cli
 from envkit._interpolate import InterpolationError, Secrets, interpolate
+from envkit.camera import cli as camera_cli
 from envkit.compose import load_compose
 from envkit.errors import SpecError
-from envkit.readiness import Exec, Healthy, Http, LogLine, Tcp
+from envkit.readiness import Check, ContainerState, Exec, Healthy, Http, LogLine, NotReady, Tcp
 from envkit.spec import (
     Build,
     Healthcheck,
@@ -99,9 +104,85 @@ def outcome(fn: Callable[[], object]) -> SpecError | None:
     return None
 
 
+def attempt(fn: Callable[[], Any]) -> tuple[Any, SpecError | None]:
+    """What *fn* returned and ``None``, or ``None`` and its checked SpecError."""
+    try:
+        return fn(), None
+    except Exception as exc:  # anything but a SpecError fails check_spec_error
+        return None, check_spec_error(exc)
+
+
 def root_of(field: str) -> str:
     """``ready[0].tcp`` -> ``ready``; ``build.context`` -> ``build``."""
     return re.split(r"[.\[]", field, maxsplit=1)[0]
+
+
+# --- what an accepted spec must be ------------------------------------------------------
+# The properties below do not only check the shape of errors: whatever envkit accepts must
+# be something the engine and the probes accept too, by this module's own reading of their
+# rules (not envkit's code), or the mistake surfaces later, at probe or engine time.
+
+_ACCOUNT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", re.ASCII)
+_SIGNALS = {s.name.removeprefix("SIG") for s in signal.Signals} | {
+    f"RT{m}{d}{n}" for m, d in (("MIN", "+"), ("MAX", "-")) for n in range(1, 16)}
+
+
+def _is_account(text: str) -> bool:
+    return bool(_ACCOUNT.fullmatch(text)) and (not text.isdigit() or int(text) < 2**32 - 1)
+
+
+@functools.cache
+def closing_port() -> int:
+    """A local port whose server accepts and closes at once: every probe of it ends fast."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            conn, _ = server.accept()
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(server.getsockname()[1])
+
+
+class ProbeTarget:
+    """A running container whose every port is :func:`closing_port`; exec fails."""
+
+    service = "web"
+
+    def host_endpoint(self, port: int | str) -> tuple[str, int]:
+        return "127.0.0.1", closing_port()
+
+    def state(self) -> ContainerState:
+        return ContainerState("running", health="starting")
+
+    def logs(self) -> str:
+        return "booting\nlistening on :8080\n"
+
+    def exec(self, command: Sequence[str]) -> tuple[int, str]:
+        return 1, "no"
+
+
+def assert_probes_sanely(check: Check) -> None:
+    """A check that was built describes itself and probes: ready, or NotReady, nothing else."""
+    assert isinstance(check.describe(), str)
+    with suppress(NotReady):
+        check.probe(ProbeTarget())
+
+
+def assert_sane(svc: ServiceSpec) -> None:
+    """An accepted service holds only values the engine and the probes take."""
+    parts = svc.user.split(":") if svc.user is not None else []
+    assert len(parts) <= 2 and all(map(_is_account, parts)), svc.user
+    sig = svc.stop_signal
+    assert sig is None or sig.strip().upper().removeprefix("SIG") in _SIGNALS or (
+        sig.strip().isdecimal() and 1 <= int(sig) <= 64), sig
+    assert all(isinstance(g, str) and _is_account(g) for g in svc.group_add), svc.group_add
+    assert set(svc.conditions) == set(svc.depends_on), (svc.conditions, svc.depends_on)
+    assert svc.ready_timeout is None or 0 < svc.ready_timeout < math.inf
+    assert 0 <= svc.stop_timeout < math.inf
+    for check in svc.ready:
+        assert_probes_sanely(check)
 
 
 # --- stack files ------------------------------------------------------------------------
@@ -115,7 +196,7 @@ BASE_SERVICE: dict[str, Any] = {
     "volumes": ["data:/data"], "entrypoint": ["/docker-entrypoint.sh"],
     "stop_signal": "SIGTERM", "init": True, "user": "1000",
     "healthcheck": {"test": ["CMD", "true"], "interval": 1, "retries": 3},
-    "labels": {"team": "video"},
+    "labels": {"team": "video"}, "group_add": ["video", 44],
 }
 SERVICE_FIELDS = [*BASE_SERVICE, "build", "use", "with", "depends_on", "conditions",
                   "no_such_field"]
@@ -154,8 +235,11 @@ def load_text(tmp_path: Path, text: str | bytes, name: str = "stack.yml") -> Sta
 def test_a_spoiled_service_field_is_a_spec_error_naming_it(
     tmp_path: Path, field: str, value: Any,
 ) -> None:
-    exc = outcome(lambda: load_text(tmp_path, dump(stack_doc(field, value))))
+    spec, exc = attempt(lambda: load_text(tmp_path, dump(stack_doc(field, value))))
     if exc is None:
+        assert_sane(spec.service("web"))
+        # web has no depends_on: a condition for any service would be silently ignored
+        assert field != "conditions" or not value, value
         return
     assert exc.stack == "shop", exc
     if exc.service is not None:
@@ -183,8 +267,10 @@ def test_a_spoiled_nested_field_is_a_spec_error_naming_its_path(
         key = data.draw(st.sampled_from(_NESTED[outer]), label="key")
         nested = {"name": "web"} if outer == "build" else {"test": ["CMD", "true"]}
         doc = stack_doc(outer, {**nested, key: value})
-    exc = outcome(lambda: load_text(tmp_path, dump(doc)))
-    if exc is not None:
+    spec, exc = attempt(lambda: load_text(tmp_path, dump(doc)))
+    if exc is None:
+        assert_sane(spec.service("web"))
+    else:
         assert exc.service == "web" and root_of(exc.field) in RELATED.get(outer, {outer}), exc
 
 
@@ -296,7 +382,7 @@ COMPOSE_SERVICE: dict[str, Any] = {
     "init": True, "stop_grace_period": "1s", "stop_signal": "SIGTERM",
     "labels": {"a": "b"}, "networks": {"default": {"aliases": ["www"]}},
     "security_opt": ["no-new-privileges"], "depends_on": ["db"],
-    "x-envkit": {"ready": [{"tcp": 80}], "ready_timeout": "30s"},
+    "x-envkit": {"ready": [{"tcp": 80}], "ready_timeout": "30s"}, "group_add": ["video"],
 }
 COMPOSE_FIELDS = [*COMPOSE_SERVICE, "build", "profiles", "restart", "nope"]
 
@@ -319,8 +405,11 @@ def load_compose_text(tmp_path: Path, text: str | bytes) -> StackSpec:
 def test_a_spoiled_compose_field_is_a_spec_error_naming_it(
     tmp_path: Path, field: str, value: Any,
 ) -> None:
-    exc = outcome(lambda: load_compose_text(tmp_path, dump(compose_doc(field, value))))
-    if exc is None or exc.field == "(keys)":
+    spec, exc = attempt(lambda: load_compose_text(tmp_path, dump(compose_doc(field, value))))
+    if exc is None:
+        assert_sane(spec.service("web"))
+        return
+    if exc.field == "(keys)":
         return
     if exc.service is not None:
         assert exc.service == "web", exc
@@ -341,8 +430,10 @@ def test_spoiled_compose_extensions_and_healthchecks(
         doc = compose_doc("x-envkit", {key: value})
     else:
         doc = compose_doc("healthcheck", {"test": ["CMD", "true"], nested_key: value})
-    exc = outcome(lambda: load_compose_text(tmp_path, dump(doc)))
-    if exc is not None and exc.field != "(keys)":
+    spec, exc = attempt(lambda: load_compose_text(tmp_path, dump(doc)))
+    if exc is None:
+        assert_sane(spec.service("web"))
+    elif exc.field != "(keys)":
         assert exc.service == "web", exc
 
 
@@ -366,7 +457,7 @@ _PY_HOSTILE = st.one_of(HOSTILE, st.builds(object), st.just(b"bytes"),
 SPEC_FIELDS = ["name", "image", "command", "environment", "ports", "aliases", "ready",
                "depends_on", "devices", "tmpfs", "volumes", "user", "labels",
                "ready_timeout", "stop_timeout", "conditions", "entrypoint", "healthcheck",
-               "init", "stop_signal", "device_cgroup_rules"]
+               "init", "stop_signal", "device_cgroup_rules", "group_add"]
 
 
 @MANY
@@ -374,26 +465,89 @@ SPEC_FIELDS = ["name", "image", "command", "environment", "ports", "aliases", "r
 def test_service_spec_arguments(field: str, value: Any) -> None:
     kwargs: dict[str, Any] = {"name": "web", "image": "nginx:1.27", "ports": [8080],
                               "ready": [Tcp(8080)], field: value}
-    exc = outcome(lambda: ServiceSpec(**kwargs))
-    if exc is not None:
+    spec, exc = attempt(lambda: ServiceSpec(**kwargs))
+    if exc is None:
+        assert_sane(spec)
+        assert field != "conditions" or not value, value  # no depends_on: it would be ignored
+    else:
         assert root_of(exc.field) in RELATED.get(field, {field}), exc
 
 
-_CHECK_MAKERS: list[Callable[[Any], object]] = [
-    Tcp, Http, lambda v: Http(8080, v), lambda v: Http(8080, "/", v), LogLine,
-    Exec, lambda v: Healthy(),
+_CHECK_MAKERS: list[Callable[[Any], Check]] = [
+    Tcp, lambda v: Tcp(8080, v), Http, lambda v: Http(8080, v), lambda v: Http(8080, "/", v),
+    lambda v: Http(8080, "/", 200, v), LogLine, Exec, lambda v: Healthy(),
 ]
+_CHECK_TRICKY = st.sampled_from([
+    "(", "[", "a{99999999999}", "(?P<x>", "", "/a b", "/é", "/\x00", "x", "/ok?q=1", 8080,
+    "8080", "8080/udp", "53/sctp", "abc", 0, 70000, -1, 99, 600, "200", 1e9, -0.5, 61,
+    [], [""], ["true"], ("true", 5), ["a\x00b"], "true",
+])
+
+
+@MANY
+@given(make=st.sampled_from(_CHECK_MAKERS), value=st.one_of(_PY_HOSTILE, _CHECK_TRICKY))
+def test_readiness_checks_are_checked_when_built(
+    make: Callable[[Any], Check], value: Any,
+) -> None:
+    """A bad argument fails where the check is written; a check that builds probes sanely."""
+    check, exc = attempt(lambda: make(value))
+    if exc is not None:
+        assert exc.service is None and root_of(exc.field) in {
+            "Tcp", "Http", "LogLine", "Exec"}, exc
+        return
+    assert_probes_sanely(check)
+    exc = outcome(lambda: ServiceSpec(name="web", image="x", ports=[8080], ready=[check]))
+    if exc is not None:  # a port the service does not publish
+        assert exc.service == "web" and exc.field == "ready", exc
+
+
+_ENTRY_TRICKY = st.one_of(_CHECK_TRICKY, st.sampled_from([True, False, None, [None], [5]]))
 
 
 @FEW
-@given(make=st.sampled_from(_CHECK_MAKERS), value=_PY_HOSTILE)
-def test_readiness_checks_in_a_spec(make: Callable[[Any], object], value: Any) -> None:
-    def build() -> None:
-        ServiceSpec(name="web", image="x", ports=[8080], ready=[make(value)])  # type: ignore[list-item]
+@given(kind=st.sampled_from(_CHECKS), data=st.data())
+def test_ready_entries_of_stack_and_compose_files_are_checked_at_load(
+    tmp_path: Path, kind: str, data: st.DataObject,
+) -> None:
+    """A ``ready`` entry that loads probes sanely, in stack files and compose files alike."""
+    arg = data.draw(st.one_of(HOSTILE, _ENTRY_TRICKY), label="arg")
+    if kind == "http" and data.draw(st.booleans(), label="mapping"):
+        key = data.draw(st.sampled_from(["port", "path", "status"]), label="key")
+        arg = {"port": 8080, key: arg}
+    loads = [(lambda: load_text(tmp_path, dump(stack_doc("ready", [{kind: arg}]))), "ready"),
+             (lambda: load_compose_text(tmp_path, dump(compose_doc(
+                 "x-envkit", {"ready": [{kind: arg}]}))), "x-envkit")]
+    for load, place in loads:
+        spec, exc = attempt(load)
+        if exc is None:
+            assert_sane(spec.service("web"))
+        elif exc.field != "(keys)":
+            assert exc.service == "web" and root_of(exc.field) in {place, "ready", "ports"}, exc
 
-    exc = outcome(build)
-    if exc is not None:
-        assert exc.service == "web" and exc.field.startswith("ready"), exc
+
+@FEW
+@given(field=st.sampled_from(["user", "stop_signal", "group_add"]),
+       value=st.one_of(HOSTILE, _TRICKY, st.lists(_TRICKY, max_size=3)).filter(
+           lambda v: v is not None and "$" not in repr(v)))
+def test_stack_and_compose_files_agree_on_user_signal_and_groups(
+    tmp_path: Path, field: str, value: Any,
+) -> None:
+    """The same value is accepted by both kinds of file, or refused on the same field.
+
+    (``null`` is left out: compose reads it as unset, a stack file refuses it; ``$`` too,
+    as the two interpolate differently.)
+    """
+    stack, stack_exc = attempt(lambda: load_text(tmp_path, dump(
+        {"name": "shop", "services": {"web": {"image": "x", field: value}}})))
+    compose, compose_exc = attempt(lambda: load_compose_text(tmp_path, dump(
+        {"services": {"web": {"image": "x", field: value}}})))
+    assert (stack_exc is None) == (compose_exc is None), (value, stack_exc, compose_exc)
+    if stack_exc is None:
+        assert_sane(stack.service("web"))
+        assert getattr(stack.service("web"), field) == getattr(compose.service("web"), field)
+    else:
+        assert root_of(stack_exc.field) == root_of(compose_exc.field) == field, (
+            stack_exc, compose_exc)
 
 
 _BUILD_FIELDS = ["name", "context", "dockerfile", "args", "target", "requirements",
@@ -474,10 +628,11 @@ def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     yield
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
+def run_cli(argv: list[str], main: Callable[[list[str]], int] = cli.main,
+            ) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = cli.main(argv)
+        code = main(argv)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -522,3 +677,34 @@ def test_up_with_a_malformed_stack_file_exits_2_naming_the_field(
 def test_no_engine_fixture_really_has_no_engine(no_engine: None) -> None:
     code, _, err = run_cli(["down", "--all"])
     assert code == cli.EXIT_FAILURE and "no engine in unit tests" in err
+
+
+_CAMERA_WORDS = st.sampled_from([
+    "token", "--ttl", "--role", "viewer", "operator", "admin", "root", "st", "-h", "--",
+    "inf", "-inf", "nan", "-1", "0", "0.5", "1", "3600", "1e9", "1e400", "--ttl=nan",
+])
+
+
+@FEW
+@given(argv=st.lists(st.one_of(_CAMERA_WORDS, _CAMERA_WORDS, _TEXT, _TRICKY), max_size=6))
+def test_camera_cli_any_argv(no_engine: None, argv: list[str]) -> None:
+    code, _, err = run_cli(argv, camera_cli.main)
+    check_cli(code, err)
+
+
+@FEW
+@given(ttl=st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                     st.integers(-(2**70), 2**70).map(str), _TEXT, _TRICKY))
+def test_camera_token_ttl_out_of_range_is_a_usage_error(no_engine: None, ttl: str) -> None:
+    """``--ttl`` inf, NaN, negative, below a second or past a year: exit 2, one error line."""
+    code, out, err = run_cli(["token", "st", f"--ttl={ttl}"], camera_cli.main)
+    check_cli(code, err)
+    try:
+        good = 1 <= float(ttl) <= camera_cli.MAX_TTL
+    except ValueError:
+        good = False
+    if good:  # a valid token request: it fails on the absent engine instead
+        assert code == camera_cli.EXIT_FAILURE and "engine" in err, (code, err)
+    else:
+        assert code == camera_cli.EXIT_USAGE and out == "", (code, err)
+        assert err.splitlines()[-1].startswith("envkit-camera token: error: argument --ttl"), err

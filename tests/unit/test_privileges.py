@@ -60,7 +60,7 @@ def test_memory_limits(given: object, expected: int | None) -> None:
     ("mem_limit", True, "not an amount of memory"),
     ("pids_limit", "100", "must be a whole number of processes"),
     ("pids_limit", -5, "must not be negative"),
-    ("group_add", [""], "must be a list of group names or ids"),
+    ("group_add", [""], "not a group name or an id"),
     ("read_only", "yes", "must be true or false"),
     ("user", "  ", "must be user[:group]"),
 ])

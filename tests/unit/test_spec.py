@@ -125,12 +125,12 @@ def test_one_port_given_alone_is_one_port() -> None:
     assert svc("web", ports=8554).ports == (Port(8554, "tcp"),)
 
 
-def test_a_check_on_a_bad_port_is_blamed_on_ready_not_ports() -> None:
-    with pytest.raises(SpecError) as info:
+def test_a_check_on_a_bad_port_is_blamed_on_the_check_not_ports() -> None:
+    with pytest.raises(SpecError) as info:  # refused where the check is written
         svc("web", ports=[8080], ready=[Tcp("abc")])
     assert str(info.value) == (
-        "service 'web': field 'ready' = 'Tcp(abc)': probes something that is not a container "
-        "port\n  fix: give the container port only, such as 8080 or '8554/udp'"
+        "spec: field 'Tcp.port' = 'abc': not a container port\n"
+        "  fix: write e.g. Tcp(8080); the port must be one of the service's ports"
     )
 
 
