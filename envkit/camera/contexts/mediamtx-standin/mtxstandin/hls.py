@@ -19,6 +19,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
+import uuid
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -105,7 +106,9 @@ class Muxer:
         self.server = server
         self.path = path
         self.desc = desc
-        self.uuid = f"hls-{path.name}"
+        # v1.20.1 lists HLS readers as sessions (PathReaderType has no muxer type); the
+        # stand-in keeps one session per muxer rather than one per client.
+        self.uuid = str(uuid.uuid4())
         self.created = gofmt.timestamp()
         self.last_request = self.created
         self.outbound_bytes = 0
@@ -123,7 +126,7 @@ class Muxer:
 
     def api_ref(self) -> dict[str, str]:
         """How the path lists this reader."""
-        return {"type": "hlsMuxer", "id": ""}
+        return {"type": "hlsSession", "id": self.uuid}
 
     def api_item(self) -> dict[str, Any]:
         """The ``HLSMuxer`` object of the OpenAPI document."""
