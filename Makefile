@@ -1,29 +1,38 @@
 # envkit developer workflow. `make install` then `make test` is all a machine with Docker needs.
 VENV ?= .venv
+# The interpreter that makes the venv (CI's matrix passes its own; no sudo needed for it).
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
-HOST_TOOLS := mmdebstrap ffmpeg
+DEBIAN_KEYRING := /usr/share/keyrings/debian-archive-keyring.gpg
 SHELL := /bin/bash
 
-.PHONY: install host-tools images test test-parallel test-unit lint lint-images bench clean
+.PHONY: install venv host-tools images test test-shard test-parallel test-unit lint lint-images bench clean
 
-install: host-tools $(VENV)/.installed
+install: host-tools venv
 
-# Host tools: mmdebstrap makes the base image (no registry here), ffprobe reads streams.
+# The dev venv alone: what lint needs (no host tools, no root).
+venv: $(VENV)/.installed
+
+# Host tools: mmdebstrap makes the base image (no registry here) and signs its sources with
+# the Debian keyring (checked by file: Ubuntu has mmdebstrap's command but not this keyring),
+# ffprobe reads streams. apt runs as root, or through `sudo -n` where that works.
 host-tools:
 	@missing=""; command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	[ -f $(DEBIAN_KEYRING) ] || missing="$$missing debian-archive-keyring"; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing host tools:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
 	  else \
-	    echo "missing host tools:$$missing -- run: sudo apt-get install$$missing"; exit 1; \
+	    echo "missing host tools:$$missing -- run: sudo apt-get install$$missing (or make host-tools as root)"; exit 1; \
 	  fi; \
+	  echo "installing host tools:$$missing"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
@@ -38,13 +47,22 @@ test: install
 	$(PYTEST) -n 2 -m 'not engine_exclusive and not v4l2' tests
 	ENVKIT_TEST_DOWN_ALL=1 $(PYTEST) -m engine_exclusive tests/integration/test_cli.py
 
+# One of N shards balanced by measured durations (.test_durations, pytest-split), e.g.
+# `make test-shard SHARD=2/3`; CI's matrix runs one each. The engine-wide tests stay in `make
+# test` and CI's shard 1. PYTEST_ARGS adds options (--junitxml, --envkit-artifacts).
+SHARD ?= 1/1
+test-shard: install
+	$(PYTEST) -n 2 -m 'not engine_exclusive and not v4l2' --durations-path .test_durations \
+	  --splits $(lastword $(subst /, ,$(SHARD))) --group $(firstword $(subst /, ,$(SHARD))) \
+	  $(PYTEST_ARGS) tests
+
 test-parallel: install
 	$(PYTEST) -n auto -m 'not engine_exclusive and not v4l2' tests
 
 test-unit: install
 	$(PYTEST) -m 'not integration' tests/unit
 
-lint: install lint-images
+lint: venv lint-images
 	$(VENV)/bin/ruff check envkit tests bench
 	$(VENV)/bin/mypy envkit
 	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (no wheel on PyPI for this machine): CI lints workflows; locally: go install github.com/rhysd/actionlint/cmd/actionlint@latest"; fi
@@ -65,7 +83,7 @@ $(IMG_TYPING)/.installed: Makefile
 	$(IMG_TYPING)/bin/python -m pip install -q $(IMG_TYPING_PKGS)
 	touch $@
 
-lint-images: $(IMG_TYPING)/.installed
+lint-images: venv $(IMG_TYPING)/.installed
 	$(VENV)/bin/ruff check --target-version py311 envkit/contexts envkit/camera/contexts
 	cd envkit/camera/contexts/camera-service && $(IMG_MYPY) camservice
 	cd envkit/camera/contexts/mediamtx-standin && $(IMG_MYPY) mtxstandin
