@@ -152,5 +152,6 @@ def test_a_stack_that_fails_to_start_fails_the_test_without_envkits_traceback(
     assert re.search(r"service 'web' exited after \d+\.\d s \(exit code 3\)", out), out
     assert "not ready after" not in out and "bad config" in out
     assert "fix: read the log lines above" in out
-    for internal in ("envkit/runtime.py", "envkit/readiness.py", "envkit/plugin.py"):
+    for internal in ("envkit/runtime.py", "envkit/readiness.py", "envkit/plugin.py",
+                     "envkit/_plugin_fixtures.py"):
         assert internal not in out, out

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from envkit import _engine, plugin, reaper
+from envkit import _engine, _plugin_options, _plugin_session, plugin, reaper
 from envkit.camera import mediamtx
 from envkit.camera import plugin as camera_plugin
 from envkit.camera.stack import default_for
@@ -48,7 +48,7 @@ class FakeConfig:
 
 
 def session_of(config: FakeConfig, session: str | None = None) -> str:
-    return plugin._session_id(config, Settings(session=session))  # type: ignore[arg-type]
+    return _plugin_options.session_id(config, Settings(session=session))  # type: ignore[arg-type]
 
 
 def test_envkit_session_is_kept_whole_on_controller_and_workers() -> None:
@@ -86,7 +86,7 @@ def test_the_holder_makes_no_envkit_until_asked() -> None:
     config = FakeConfig(workerinput={"workerid": "gw1", "testrunuid": "r"},
                         options={"envkit_no_sweep": True})
     plugin.kit_options(config)["mediamtx"] = "standin"  # type: ignore[arg-type]
-    holder = plugin._Holder(config, Settings(), "s1")  # type: ignore[arg-type]
+    holder = _plugin_session.Holder(config, Settings(), "s1")  # type: ignore[arg-type]
     assert holder.made is None and holder.worker == "gw1"
     kit = holder.kit()
     assert holder.made is kit and holder.kit() is kit

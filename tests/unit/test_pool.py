@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from envkit import plugin
+from envkit import _plugin_options, plugin
 from envkit._pool import Pool
 from envkit.demo import demo
 from envkit.session import unpoolable
@@ -282,7 +282,7 @@ class Config:
     (None, "3", 3), (2, None, 2),
 ])
 def test_pool_size_from_option_then_ini_then_default(option: Any, ini: Any, size: int) -> None:
-    assert plugin._pool_size(Config(option, ini)) == size  # type: ignore[arg-type]
+    assert _plugin_options.pool_size(Config(option, ini)) == size  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("option", "ini", "where"), [
@@ -290,4 +290,4 @@ def test_pool_size_from_option_then_ini_then_default(option: Any, ini: Any, size
 ])
 def test_a_bad_pool_size_names_where_and_the_fix(option: Any, ini: Any, where: str) -> None:
     with pytest.raises(pytest.UsageError, match=f"{where} is .*whole number >= 0"):
-        plugin._pool_size(Config(option, ini))  # type: ignore[arg-type]
+        _plugin_options.pool_size(Config(option, ini))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from envkit import plugin
+from envkit import _plugin_fixtures, plugin
 from envkit._remover import RemovalFailure, Remover
 from envkit.config import Settings
 from envkit.session import Envkit
@@ -109,7 +109,7 @@ def _config(kit: Envkit, *, sync: bool = False) -> Any:
 def test_a_fixtures_teardown_hands_the_stack_over_and_returns() -> None:
     kit, gate = _kit(), threading.Event()
     stack = FakeStack("s-gw0-demo-1", gate)
-    plugin._down(stack, _config(kit))  # type: ignore[arg-type]
+    _plugin_fixtures._down(stack, _config(kit))  # type: ignore[arg-type]
     assert stack.downs == 0  # still going down in the background
     gate.set()
     assert kit.finish_removals(timeout=5) == []
@@ -119,7 +119,7 @@ def test_a_fixtures_teardown_hands_the_stack_over_and_returns() -> None:
 def test_sync_teardown_removes_in_the_fixtures_teardown() -> None:
     kit = _kit()
     stack = FakeStack("s-gw0-demo-1")
-    plugin._down(stack, _config(kit, sync=True))  # type: ignore[arg-type]
+    _plugin_fixtures._down(stack, _config(kit, sync=True))  # type: ignore[arg-type]
     assert stack.downs == 1
 
 
@@ -128,7 +128,7 @@ def test_a_kept_stack_is_not_removed(sync: bool) -> None:
     kit = _kit()
     stack = FakeStack("s-gw0-demo-1")
     stack.kept = True
-    plugin._down(stack, _config(kit, sync=sync))  # type: ignore[arg-type]
+    _plugin_fixtures._down(stack, _config(kit, sync=sync))  # type: ignore[arg-type]
     assert kit.finish_removals(timeout=5) == [] and stack.downs == 0
 
 
@@ -139,7 +139,7 @@ def test_log_followers_stop_after_the_background_removal() -> None:
     config = _config(kit)
     config.stash[plugin.HOLDER_KEY].streams[stack.id] = SimpleNamespace(
         stop=lambda: order.append("stop"))
-    plugin._down(stack, config)  # type: ignore[arg-type]
+    _plugin_fixtures._down(stack, config)  # type: ignore[arg-type]
     assert kit.finish_removals(timeout=5) == []
     assert order == ["down", "stop"]
 
