@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 DEBIAN_KEYRING := /usr/share/keyrings/debian-archive-keyring.gpg
 SHELL := /bin/bash
 
-.PHONY: install venv host-tools images test test-shard test-parallel test-unit lint lint-images bench clean
+.PHONY: install venv host-tools images test test-shard test-durations test-parallel test-unit lint lint-images bench clean
 
 install: host-tools venv
 
@@ -55,6 +55,12 @@ test-shard: install
 	$(PYTEST) -n 2 -m 'not engine_exclusive and not v4l2' --durations-path .test_durations \
 	  --splits $(lastword $(subst /, ,$(SHARD))) --group $(firstword $(subst /, ,$(SHARD))) \
 	  $(PYTEST_ARGS) tests
+
+# Measures each test (the same selection, unsplit) into .test_durations for test-shard; commit
+# the file after a full run on a quiet machine.
+test-durations: install
+	$(PYTEST) -n 2 -m 'not engine_exclusive and not v4l2' --store-durations \
+	  --durations-path .test_durations $(PYTEST_ARGS) tests
 
 test-parallel: install
 	$(PYTEST) -n auto -m 'not engine_exclusive and not v4l2' tests
