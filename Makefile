@@ -71,7 +71,7 @@ test-unit: install
 lint: venv lint-images
 	$(VENV)/bin/ruff check envkit tests bench
 	$(VENV)/bin/mypy envkit
-	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (no wheel on PyPI for this machine): CI lints workflows; locally: go install github.com/rhysd/actionlint/cmd/actionlint@latest"; fi
+	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (no wheel on PyPI for this machine): CI lints workflows with actionlint 1.7.12 (version and checksum pinned in ci.yml)"; fi
 
 # Code in the build contexts (envkit/contexts, envkit/camera/contexts) runs on Debian bookworm (python3 3.11, python3-aiohttp 3.8, -websockets
 # 10.4, -jwt 2.6, -yaml 6.0), not in the dev venv, so it is type-checked in a venv of its
