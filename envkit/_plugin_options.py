@@ -92,9 +92,11 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-#: Spares per spec per worker unless configured: one covers the common test that takes
-#: one fresh stack, and costs at most one idle stack per spec and worker.
-DEFAULT_POOL = 1
+#: Spares per spec per worker unless configured: none. A spare is kept for every spec a
+#: worker has asked for until the session ends, so in a suite of many specs the spares
+#: pile up (idle stacks and their networks); the pool is for suites that ask for the same
+#: spec again and again, which opt in with ``--envkit-pool 1``.
+DEFAULT_POOL = 0
 
 
 def pool_size(config: pytest.Config) -> int:

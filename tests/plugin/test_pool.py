@@ -56,7 +56,7 @@ def test_configured_stacks_start_on_each_worker_while_collection_runs(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", UNREACHABLE)
-    pytester.makeini("[pytest]\nenvkit_pool_stacks =\n    demo\n")
+    pytester.makeini("[pytest]\nenvkit_pool = 1\nenvkit_pool_stacks =\n    demo\n")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
@@ -76,7 +76,7 @@ def test_no_spares_when_off_or_only_collecting(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str],
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", UNREACHABLE)
-    pytester.makeini("[pytest]\nenvkit_pool_stacks =\n    demo\n")
+    pytester.makeini("[pytest]\nenvkit_pool = 1\nenvkit_pool_stacks =\n    demo\n")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(TESTS)
     pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
