@@ -243,6 +243,10 @@ def _settings_of(containers: dict[str, dict[str, object]]) -> dict[str, object]:
             "ports": sorted(host["PortBindings"] or {}),
             "bound": sorted({b["HostIp"] for bs in (host["PortBindings"] or {}).values()
                              for b in bs}),
+            # Least privilege, however started (docker-compose reads it from the file).
+            "privileges": [config["User"], host["CapDrop"], host["CapAdd"], host["GroupAdd"],
+                           host["ReadonlyRootfs"], host["PidsLimit"],
+                           sorted(host.get("Tmpfs") or {})],
         }
     return seen
 
