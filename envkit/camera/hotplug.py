@@ -84,7 +84,9 @@ def plug_camera(stack: Stack, service: str = SERVICE, device: str | None = None,
     node = f"/dev/video{index}"
     # Docker's default cgroup lets any node be made (m) but not opened (rw): open it once,
     # so a missing rule fails here (EPERM) rather than as the service's ERROR later.
-    _run(stack, service, f"mknod -m 660 {node} c {major} {minor} && "
+    # A failed mknod must fail the call (it once passed silently as a case that matched
+    # nothing); an open that fails for want of a driver (ENXIO) is fine, EPERM is not.
+    _run(stack, service, f"mknod -m 660 {node} c {major} {minor} || exit 1; "
          f"out=$( (: <> {node}) 2>&1 ) || case $out in *ermitted*) rm -f {node}; "
          f"echo \"$out\"; exit 1;; esac", f"open {node} ({major}:{minor})",
          f"create the service with device_cgroup_rules=['c {major}:* rmw'] "

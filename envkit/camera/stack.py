@@ -46,6 +46,15 @@ def _synthetic(devices: tuple[str, ...], synthetic: str | None) -> str:
     return synthetic
 
 
+#: plug_camera makes device nodes with mknod in an exec as root, and Docker gives an exec
+#: capabilities only when the container's own user is root (a non-root container keeps
+#: them in the bounding set alone). So a hot-plug camera service runs as root with MKNOD
+#: (from its rule) and DAC_OVERRIDE (its tmpfs directories belong to uid 10001), and
+#: nothing else; without hot-plug it stays uid 10001 with no capability.
+HOTPLUG_USER = "0:video"
+HOTPLUG_CAPS = ("DAC_OVERRIDE",)
+
+
 def _packaged(overrides: Mapping[str, Mapping[str, Any]]) -> StackSpec:
     """The packaged compose file with *overrides*; the shell's variables are not read."""
     from envkit.compose import load_compose
@@ -139,7 +148,8 @@ def block(ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
         return svc
     from envkit.camera.hotplug import V4L2_RULE
 
-    return replace(svc, device_cgroup_rules=[*svc.device_cgroup_rules, V4L2_RULE])
+    return replace(svc, device_cgroup_rules=[*svc.device_cgroup_rules, V4L2_RULE],
+                   user=HOTPLUG_USER, cap_add=[*svc.cap_add, *HOTPLUG_CAPS])
 
 
 def default_stack(
@@ -158,12 +168,13 @@ def default_stack(
 
     cams = host_cameras() if devices is None else devices
     rules = ([V4L2_RULE] if hotplug is True else [] if hotplug is False else list(hotplug))
-    return _packaged({
-        "mediamtx": {"image": mediamtx_image},
-        SERVICE: {"devices": list(cams), "device_cgroup_rules": rules, "environment": {
+    service: dict[str, Any] = {
+        "devices": list(cams), "device_cgroup_rules": rules, "environment": {
             JWT_SECRET_ENV: new_secret(),
-            "CAMERA_SERVICE_CAMERAS_SYNTHETIC": _synthetic(cams, synthetic)}},
-    })
+            "CAMERA_SERVICE_CAMERAS_SYNTHETIC": _synthetic(cams, synthetic)}}
+    if rules:
+        service.update(user=HOTPLUG_USER, cap_add=list(HOTPLUG_CAPS))
+    return _packaged({"mediamtx": {"image": mediamtx_image}, SERVICE: service})
 
 
 def default_for(ctx: KitContext) -> StackSpec:
