@@ -47,9 +47,11 @@ def test_ci_workflow_sessions_fit() -> None:
     templates = re.findall(r"ENVKIT_SESSION: (.+)", workflow)
     assert templates
     for template in templates:
-        # run_id is a 64-bit integer (at most 20 digits); job-index a small integer.
+        # run_id is a 64-bit integer (at most 20 digits); run_attempt and job-index small
+        # integers (job names do not fit in 32 characters beside a 20-digit run id).
         value = template.strip()
         value = re.sub(r"\$\{\{ github\.run_id \}\}", "9" * 20, value)
+        value = re.sub(r"\$\{\{ github\.run_attempt \}\}", "999", value)
         value = re.sub(r"\$\{\{ strategy\.job-index \}\}", "99", value)
         assert "${{" not in value, template
         assert Settings.from_env({"ENVKIT_SESSION": value}).session == value
