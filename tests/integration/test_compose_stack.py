@@ -78,7 +78,8 @@ def get(url):
 
 
 def sh(stack, service, command):
-    code, out = stack.container(service).exec_run(["sh", "-c", command])
+    # As root: the image runs as nobody, and the volume is root's (Docker makes it so).
+    code, out = stack.container(service).exec_run(["sh", "-c", command], user="0")
     assert code == 0, out
     return out.decode().strip()
 
