@@ -6,6 +6,7 @@ unreachable engine is detected once, with one error, before any test runs.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -101,13 +102,21 @@ def connect(
     docker_host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     # A reset or a 5xx from an engine that is there gets two more tries: the error is
     # remembered for the whole session. A refusal (no engine) fails at once.
+    ssh = urlparse(docker_host).scheme == "ssh"
+    # Not over ssh: there a broken pipe means the ssh client gave up (login refused,
+    # unknown host), and each retry would print its message again.
     opening = tenacity_retry(retry=retry_if_exception(_answered_badly),
-                             stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.1),
-                             reraise=True)
+                             stop=stop_after_attempt(1 if ssh else 3),
+                             wait=wait_exponential(multiplier=0.1), reraise=True)
+    if ssh and shutil.which("ssh") is None:
+        raise EngineUnavailableError(docker_host=docker_host, cause="no `ssh` client on PATH",
+                                     fix="install the OpenSSH client (apt-get install "
+                                     "openssh-client), which ssh:// engines are reached through")
     try:
-        client = opening(_open)(environ, timeout)
+        client = opening(_open)(environ, timeout, ssh=ssh)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise EngineUnavailableError(docker_host=docker_host, cause=_short(exc)) from None
+        raise EngineUnavailableError(docker_host=docker_host, cause=_short(exc),
+                                     fix=ssh_fix(docker_host, exc) if ssh else "") from None
     return Engine(
         client=client,
         docker_host=docker_host,
@@ -117,8 +126,23 @@ def connect(
     )
 
 
-def _open(environ: Mapping[str, str], timeout: int) -> docker.DockerClient:
-    client = docker.from_env(environment=dict(environ), timeout=timeout, version="auto")
+def ssh_fix(docker_host: str, exc: BaseException) -> str:
+    """What makes the ssh:// engine at *docker_host* answer, given why it did not (*exc*)."""
+    if "paramiko" in str(exc):
+        # docker-py imports paramiko for every ssh:// URL, even the ssh-binary route.
+        return "install envkit's ssh extra: pip install 'envkit[ssh]' (docker[ssh])"
+    return (f"`docker -H {docker_host} info` must work from this shell without a prompt "
+            "(ssh's own message is printed above): a key in ssh-agent or ~/.ssh/config, the "
+            "host in known_hosts, and a remote user allowed to use Docker there (`docker "
+            "system dial-stdio` runs as that user; a daemon on another socket needs "
+            "DOCKER_HOST set remotely, e.g. sshd's SetEnv)")
+
+
+def _open(environ: Mapping[str, str], timeout: int, *, ssh: bool = False) -> docker.DockerClient:
+    # ssh:// goes through the ssh binary, as the docker CLI does: ~/.ssh/config, the agent,
+    # known_hosts and ProxyJump all apply, and `docker -H ssh://... info` is a faithful check.
+    client = docker.from_env(environment=dict(environ), timeout=timeout, version="auto",
+                             use_ssh_client=ssh)
     try:
         client.ping()
     except BaseException:

@@ -81,13 +81,13 @@ def _cut(text: str, limit: int) -> str:
 class EngineUnavailableError(EnvkitError):
     """The Docker engine cannot be reached at all."""
 
-    def __init__(self, *, docker_host: str, cause: str) -> None:
+    def __init__(self, *, docker_host: str, cause: str, fix: str = "") -> None:
         self.docker_host = docker_host
         self.cause = cause
         super().__init__(
             f"the Docker engine at {docker_host} does not answer: {cause}",
-            fix="start the daemon (`sudo systemctl start docker`, or `dockerd &`), or point "
-            "DOCKER_HOST at a running engine; `envkit doctor` checks the setup",
+            fix=fix or "start the daemon (`sudo systemctl start docker`, or `dockerd &`), or "
+            "point DOCKER_HOST at a running engine; `envkit doctor` checks the setup",
         )
 
 
