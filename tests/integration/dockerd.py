@@ -33,10 +33,12 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import pytest
 
 
 class DockerdUnavailable(Exception):
@@ -146,6 +148,36 @@ def start(*, index: int = 0, timeout: float = 60.0, pool_base: int = 16,
         stop(engine)
         raise
     return engine
+
+
+@contextlib.contextmanager
+def running(*, index: int, pool_base: int = 16, pool_size: int = 24) -> Iterator[Dockerd]:
+    """A private engine for a test's fixture: started, yielded, then stopped.
+
+    The test is skipped only when the engine cannot start here (the skip says why).
+
+    The main engine's default bridge must survive both the start and the stop (a
+    ``--bridge=none`` daemon deleted it: see the module docstring), so that is asserted.
+    Engines running at once need distinct *index* values (their bridge names and pools).
+    """
+    docker0 = Path("/sys/class/net/docker0")
+    had_docker0 = docker0.exists()
+    try:
+        engine = start(index=index, pool_base=pool_base, pool_size=pool_size)
+    except DockerdUnavailable as exc:
+        pytest.skip(f"a second engine could not be started here: {exc}")
+    try:
+        assert docker0.exists() == had_docker0, "starting the second dockerd removed docker0"
+        yield engine
+    finally:
+        stop(engine)
+    assert docker0.exists() == had_docker0, "stopping the second dockerd removed docker0"
+
+
+def worker_index(offset: int = 0) -> int:
+    """*offset* plus this xdist worker's number: each worker's engines get their own index."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return offset + (int(worker[2:]) if worker.startswith("gw") else 0)
 
 
 def _wait_until_up(engine: Dockerd, timeout: float) -> None:

@@ -62,23 +62,10 @@ def test_two(envkit_stack_factory):
 
 
 @pytest.fixture(scope="session")
-def second_engine(worker_id: str) -> Iterator[dockerd.Dockerd]:
+def second_engine() -> Iterator[dockerd.Dockerd]:
     """A private dockerd for this worker's session; skipped only when it cannot start."""
-    index = int(worker_id[2:]) if worker_id.startswith("gw") else 0
-    docker0 = Path("/sys/class/net/docker0")
-    had_docker0 = docker0.exists()
-    try:
-        engine = dockerd.start(index=index)
-    except dockerd.DockerdUnavailable as exc:
-        pytest.skip(f"a second engine could not be started here: {exc}")
-    try:
-        # The main engine's default bridge must survive a second daemon (--bridge=none
-        # deleted it: see dockerd.py).
-        assert docker0.exists() == had_docker0, "starting the second dockerd removed docker0"
+    with dockerd.running(index=dockerd.worker_index()) as engine:
         yield engine
-    finally:
-        dockerd.stop(engine)
-    assert docker0.exists() == had_docker0, "stopping the second dockerd removed docker0"
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
-from pathlib import Path
 
 import docker
 import dockerd
@@ -41,20 +40,9 @@ def tiny_engine() -> Iterator[dockerd.Dockerd]:
     Its index is apart from test_engines' (0, 1...), whose engines may still run in this
     worker's session: two engines with one index would share a bridge name.
     """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    index = 40 + (int(worker[2:]) if worker.startswith("gw") else 0)
-    docker0 = Path("/sys/class/net/docker0")
-    had_docker0 = docker0.exists()
-    try:
-        engine = dockerd.start(index=index, pool_base=POOL_BASE, pool_size=POOL_SIZE)
-    except dockerd.DockerdUnavailable as exc:
-        pytest.skip(f"a second engine could not be started here: {exc}")
-    try:
-        assert docker0.exists() == had_docker0, "starting the second dockerd removed docker0"
+    with dockerd.running(index=dockerd.worker_index(40), pool_base=POOL_BASE,
+                         pool_size=POOL_SIZE) as engine:
         yield engine
-    finally:
-        dockerd.stop(engine)
-    assert docker0.exists() == had_docker0, "stopping the second dockerd removed docker0"
 
 
 @pytest.fixture
