@@ -59,7 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--envkit-pool", metavar="N", type=int, default=None,
         help="spares of each spec envkit_stack_factory is asked for, kept started per worker "
         "in the background so the next test takes one at once; 0 turns it off "
-        "(default: ini envkit_pool, else 1)",
+        f"(default: ini envkit_pool, else {DEFAULT_POOL})",
+    )
+    group.addoption(
+        "--envkit-pool-max-spares", metavar="N", type=int, default=None,
+        help="spares a worker keeps across all specs; over it, the spares of the spec asked "
+        f"for least recently go (default: ini envkit_pool_max_spares, else {DEFAULT_MAX_SPARES})",
     )
     group.addoption(
         "--envkit-no-sweep", action="store_true", default=False,
@@ -73,6 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("envkit_project", "namespace of this project's image tags "
                   "(default: the rootdir's name)", default=None)
     parser.addini("envkit_pool", "spares per spec per worker (--envkit-pool)", default=None)
+    parser.addini("envkit_pool_max_spares", "spares per worker across all specs "
+                  "(--envkit-pool-max-spares)", default=None)
     parser.addini("envkit_pool_stacks", "stacks (names or YAML files) whose spares each worker "
                   "starts at its start, while collection runs", type="linelist", default=[])
     parser.addini("envkit_base_packages", "Debian packages this project's base image adds",
@@ -99,24 +106,44 @@ def is_worker(config: pytest.Config) -> bool:
 DEFAULT_POOL = 0
 
 
+#: Spares a worker keeps across all specs unless configured. Most suites ask again and
+#: again for one or two specs; two spares serve those, and bound what idle spares cost a
+#: suite of many specs (each retired in the background when its room is wanted).
+DEFAULT_MAX_SPARES = 2
+
+
 def pool_size(config: pytest.Config) -> int:
     """``--envkit-pool``, else ini ``envkit_pool``, else :data:`DEFAULT_POOL`.
 
     :raises pytest.UsageError: for a value that is not a whole number >= 0.
     """
-    raw = config.getoption("envkit_pool")
-    where = "--envkit-pool"
+    return _spares(config, "envkit_pool", DEFAULT_POOL, "0 turns the warm pool off")
+
+
+def pool_max_spares(config: pytest.Config) -> int:
+    """``--envkit-pool-max-spares``, else its ini, else :data:`DEFAULT_MAX_SPARES`.
+
+    :raises pytest.UsageError: for a value that is not a whole number >= 0.
+    """
+    return _spares(config, "envkit_pool_max_spares", DEFAULT_MAX_SPARES,
+                   "0 keeps no spare at all")
+
+
+def _spares(config: pytest.Config, name: str, default: int, zero: str) -> int:
+    """A count of spares from option *name*, else its ini, else *default*."""
+    raw = config.getoption(name)
+    where = "--" + name.replace("_", "-")
     if raw is None:
-        raw, where = ini(config, "envkit_pool"), "ini envkit_pool"
+        raw, where = ini(config, name), f"ini {name}"
     if raw is None or raw == "":
-        return DEFAULT_POOL
+        return default
     try:
         size = int(raw)
     except ValueError:
         size = -1
     if size < 0:
         raise pytest.UsageError(f"envkit: {where} is {raw!r}: not a number of spares; "
-                                "give a whole number >= 0 (0 turns the warm pool off)")
+                                f"give a whole number >= 0 ({zero})")
     return size
 
 

@@ -21,6 +21,7 @@ from envkit._plugin_options import (
     ini,
     is_worker,
     kit_options,
+    pool_max_spares,
     pool_size,
     resolve_settings,
     session_id,
@@ -60,6 +61,8 @@ class Holder:
         self.removal_failures: list[str] = []
         #: Spares per spec per worker (``--envkit-pool``).
         self.pool = pool_size(config)
+        #: Spares per worker across specs (``--envkit-pool-max-spares``).
+        self.max_spares = pool_max_spares(config)
 
     @property
     def made(self) -> Envkit | None:
@@ -77,7 +80,7 @@ class Holder:
                     settings=settings, environ=os.environ, session=self.session,
                     worker=self.worker, progress=stderr_line if verbose else None,
                     sweep=not self.config.getoption("envkit_no_sweep"), run=self.run,
-                    pool=self.pool,
+                    pool=self.pool, max_spares=self.max_spares,
                 )
             return self._kit
 

@@ -20,6 +20,11 @@ Rules that keep a spare indistinguishable from a fresh stack:
   pooled.
 - A spare whose start failed refuses its key from then on: the requester starts its
   own stack and meets the error itself, with its own report.
+- A worker holds at most ``max_spares`` spares across all keys (ready and starting): a
+  suite that asks for many specs would otherwise keep ``size`` idle stacks of each until
+  the session ends. To make room for the key just asked for, the spares of the key
+  asked for least recently are retired (handed to ``discard``, which removes in the
+  background); a retired key is pooled again when it is next asked for.
 
 The thread is a daemon, like the remover's: a process that dies with spares (or one
 half-started) leaves them to its watchdog, which removes every stack of the dead owner.
@@ -35,6 +40,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -64,6 +70,8 @@ class Pool(Generic[S, T]):
     """Keeps up to *size* spares per key, started in the background.
 
     :param size: spares kept per key (ready and starting); ``0`` keeps none.
+    :param max_spares: spares kept across all keys; over it, the spares of the least
+        recently requested keys go. ``None``: no bound beyond *size* per key.
     :param start: makes a started stack of a spec (runs on the pool's thread).
     :param discard: takes down a spare nobody took (hands it to the remover).
     :param eligible: ``None`` if a spec may be pooled, else why not.
@@ -76,15 +84,18 @@ class Pool(Generic[S, T]):
         self, *, size: int, start: Callable[[S], T], discard: Callable[[T], object],
         eligible: Callable[[S], str | None] = lambda spec: None,
         stop: Callable[[], object] = lambda: None, name: str = "envkit-pool",
+        max_spares: int | None = None,
     ) -> None:
         self.size = size
+        self.max_spares = max_spares
         self._start = start
         self._discard = discard
         self._eligible = eligible
         self._stop = stop
         self._name = name
         self._lock = threading.Lock()
-        self._spares: dict[Hashable, list[_Spare[S, T]]] = {}
+        #: Spares by key, the least recently requested key first.
+        self._spares: OrderedDict[Hashable, list[_Spare[S, T]]] = OrderedDict()
         #: Keys never pooled again, with the reason (shown by :attr:`refused`).
         self._refused: dict[Hashable, str] = {}
         self._queue: queue.SimpleQueue[_Job[S, T] | None] = queue.SimpleQueue()
@@ -105,6 +116,16 @@ class Pool(Generic[S, T]):
         with self._lock:
             return sum(_usable(s) for s in self._spares.get(key, []))
 
+    @property
+    def _off(self) -> bool:
+        """Closed, or sized to keep no spare (read under the lock)."""
+        return self._closed or self.size <= 0 or self.max_spares == 0
+
+    def held(self) -> dict[Hashable, int]:
+        """Spares held (ready and starting) per key, least recently requested first."""
+        with self._lock:
+            return {key: len(group) for key, group in self._spares.items() if group}
+
     def take(self, key: Hashable, spec: S, source: Callable[[], S]) -> T | None:
         """A started spare of a spec equal to *spec*, else ``None``; then refill.
 
@@ -115,18 +136,20 @@ class Pool(Generic[S, T]):
         :param source: resolves *key* again, for the spares that replace this one.
         """
         with self._lock:
-            if self._closed or self.size <= 0 or key in self._refused:
+            if self._off or key in self._refused:
                 return None
             if (why := self._eligible(spec)) is not None:
                 self._refused[key] = why
                 return None
             spares = self._spares.setdefault(key, [])
+            self._spares.move_to_end(key)
             spares[:] = [s for s in spares if not _failed(s)]
             stale = [s for s in spares if s.spec != spec]
             chosen = _pick([s for s in spares if s.spec == spec])
             spares[:] = [s for s in spares if s.spec == spec and s is not chosen]
-            self._refill(key, spec, source)
+            retired = self._refill(key, spec, source)
         self._leave(stale)  # resolved differently now: not what is asked for any more
+        self._leave(retired)
         if chosen is None:
             return None
         try:
@@ -140,7 +163,7 @@ class Pool(Generic[S, T]):
     def prepare(self, key: Hashable, source: Callable[[], S]) -> None:
         """Start spares of what *source* resolves to, before anyone asks (worker start)."""
         with self._lock:
-            if self._closed or self.size <= 0 or key in self._refused:
+            if self._off or key in self._refused:
                 return
             self._enqueue(_Job(key=key, spare=_Spare(spec=None), source=source))
 
@@ -172,13 +195,39 @@ class Pool(Generic[S, T]):
                                 f"{timeout} s")
         return failures
 
-    def _refill(self, key: Hashable, spec: S, source: Callable[[], S]) -> None:
-        """Queue starts until *key* has ``size`` spares (held lock)."""
+    def _refill(self, key: Hashable, spec: S, source: Callable[[], S]) -> list[_Spare[S, T]]:
+        """Queue starts until *key* has ``size`` spares, within ``max_spares`` (held lock).
+
+        :returns: the spares retired to make room, for :meth:`_leave` once unlocked.
+        """
         spares = self._spares[key]
-        while len(spares) < self.size:
+        wanted = self.size if self.max_spares is None else min(self.size, self.max_spares)
+        retired = self._make_room(key, max(wanted - len(spares), 0))
+        while len(spares) < wanted:
             spare: _Spare[S, T] = _Spare(spec=spec)
             spares.append(spare)
             self._enqueue(_Job(key=key, spare=spare, source=source))
+        return retired
+
+    def _make_room(self, key: Hashable, more: int) -> list[_Spare[S, T]]:
+        """Retire other keys' spares, least recently requested first, so *more* fit.
+
+        A spare not started yet is called off; one starting or ready is returned, to be
+        discarded once its start ends (held lock).
+        """
+        if self.max_spares is None:
+            return []
+        retired: list[_Spare[S, T]] = []
+        held = sum(len(group) for group in self._spares.values())
+        for other in [k for k in self._spares if k != key]:
+            if held + more <= self.max_spares:
+                break
+            group = self._spares.pop(other)
+            held -= len(group)
+            for spare in group:
+                spare.future.cancel()  # a start still queued never runs
+            retired += group
+        return retired
 
     def _enqueue(self, job: _Job[S, T]) -> None:
         if self._thread is None:
@@ -220,7 +269,10 @@ class Pool(Generic[S, T]):
                     return _Refusal("the pool is closed")
                 if (why := self._eligible(fresh)) is not None:
                     return _Refusal(why)
+                retired = self._make_room(job.key, 1)
                 self._spares.setdefault(job.key, []).append(job.spare)
+                self._spares.move_to_end(job.key)
+            self._leave(retired)
             fresh = job.source()
         if fresh != wanted:
             return _Refusal("its spec differs each time it is resolved (or changed since)")

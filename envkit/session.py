@@ -47,6 +47,8 @@ class Envkit:
         ``testrunuid``), electing the one that sweeps; ``None``: this process alone.
     :param pool: spares of each requested spec kept started ahead of need (:meth:`take`);
         ``0``, the default outside pytest, keeps none.
+    :param max_spares: spares kept across all specs; the least recently requested
+        spec's go first (``None``: no bound but *pool* per spec).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class Envkit:
         sweep: bool = False,
         run: str | None = None,
         pool: int = 0,
+        max_spares: int | None = None,
     ) -> None:
         self.settings = settings
         self.session = sanitize_ident(session, limit=SESSION_MAX)
@@ -79,6 +82,7 @@ class Envkit:
         self.made: list[Stack] = []
         self._remover: Remover | None = None
         self._pool_size = pool
+        self._max_spares = max_spares
         self._pool: Pool[StackSpec, Stack] | None = None
         #: Spares the pool is starting now, which closing it calls off.
         self._starting: set[Stack] = set()
@@ -274,7 +278,8 @@ class Envkit:
             if self._pool is None and self._pool_size > 0:
                 self._pool = Pool(size=self._pool_size, start=self._start_spare,
                                   discard=self.remove_later, eligible=unpoolable,
-                                  stop=self._stop_spares, name=f"envkit-pool-{self.worker}")
+                                  stop=self._stop_spares, name=f"envkit-pool-{self.worker}",
+                                  max_spares=self._max_spares)
             return self._pool
 
     def _start_spare(self, spec: StackSpec) -> Stack:

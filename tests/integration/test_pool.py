@@ -105,6 +105,38 @@ def test_a_stack_a_test_used_never_comes_back(pooled_kit: Envkit) -> None:
         pooled_kit.remove_later(stack)
 
 
+def test_spares_across_specs_stay_within_the_bound(
+    envkit_session: Envkit, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With room for one spare, asking for another spec retires the first's spare."""
+    kit = Envkit(settings=envkit_session.settings, environ=os.environ,
+                 session=envkit_session.session, worker=f"bound{uuid.uuid4().hex[:6]}",
+                 pool=1, max_spares=1)
+    other = replace(demo(), name="demo2")
+    selector = labels.selector(session=kit.session, worker=kit.worker)
+    try:
+        assert kit.take(demo(), key="demo", source=demo) is None
+        _ready_spare(kit, "demo")
+        assert cli.main(["ps", "--json"]) == 0
+        listed = [s for s in json.loads(capsys.readouterr().out)
+                  if s["worker"] == kit.worker and s["pooled"]]
+        assert len(listed) == 1, listed  # `envkit ps` counts the spare
+        first = listed[0]["stack"]
+        assert kit.take(other, key="demo2", source=lambda: other) is None
+        assert kit.finish_removals(60) == []  # the retired spare went in the background
+        _ready_spare(kit, "demo2")
+        pooled = [s for s in list_stacks(kit.engine.client, selector=selector) if s.pooled]
+        assert len(pooled) == 1 and pooled[0].stack != first, [s.stack for s in pooled]
+        spare = kit.take(other, key="demo2", source=lambda: other)
+        assert spare is not None and spare.id == pooled[0].stack and spare.spec == other
+        kit.remove_later(spare)
+    finally:
+        assert kit.close_pool(60) == []
+        assert kit.finish_removals(60) == []
+        left = list_stacks(kit.engine.client, selector=selector)
+        assert left == [], f"left behind: {[s.stack for s in left]}"
+
+
 SUITE = """
 import json, pathlib, time, urllib.request
 
@@ -140,6 +172,41 @@ def test_a_suite_takes_spares_and_ends_clean(
     taken = {p.name: p.read_text() for p in (pytester.path / "ids").iterdir()}
     assert len(taken) == 6  # six distinct stacks
     assert list(taken.values()).count("true") >= 2, taken  # the later tests got spares
+    assert list_resources(envkit_session.engine.client, session=session) == []
+
+
+MANY_SPECS = """
+import json, pathlib
+from dataclasses import replace
+
+import pytest
+
+from envkit.demo import demo
+
+@pytest.mark.parametrize("n", range(8))
+def test_many_specs(envkit_session, envkit_stack_factory, n):
+    spec = replace(demo(), name=f"spec{n % 4}")  # four specs in turn
+    envkit_stack_factory(spec)
+    held = envkit_session._warm_pool().held()
+    pathlib.Path("held").joinpath(str(n)).write_text(json.dumps(sum(held.values())))
+"""
+
+
+def test_a_suite_of_many_specs_holds_spares_within_the_bound_and_ends_clean(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, envkit_session: Envkit,
+) -> None:
+    session = f"poolb{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("ENVKIT_SESSION", session)
+    pytester.makepyfile(MANY_SPECS)
+    (pytester.path / "held").mkdir()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly",
+                                           "--envkit-no-sweep", "--envkit-pool", "1",
+                                           "--envkit-pool-max-spares", "1")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, out
+    assert "8 passed" in out and "left" not in out and "removal failed" not in out
+    held = [json.loads(p.read_text()) for p in (pytester.path / "held").iterdir()]
+    assert len(held) == 8 and max(held) == 1, held  # four specs, never more than one spare
     assert list_resources(envkit_session.engine.client, session=session) == []
 
 

@@ -52,6 +52,16 @@ def test_a_bad_ini_pool_size_names_the_ini(pytester: pytest.Pytester) -> None:
     assert "ini envkit_pool is 'lots'" in result.stderr.str()
 
 
+def test_a_bad_max_spares_is_a_usage_error_with_the_fix(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nenvkit_pool_max_spares = -2\n")
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "ini envkit_pool_max_spares is '-2'" in err and "whole number >= 0" in err
+    assert "Traceback" not in err
+
+
 def test_configured_stacks_start_on_each_worker_while_collection_runs(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

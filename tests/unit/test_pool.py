@@ -291,3 +291,99 @@ def test_pool_size_from_option_then_ini_then_default(option: Any, ini: Any, size
 def test_a_bad_pool_size_names_where_and_the_fix(option: Any, ini: Any, where: str) -> None:
     with pytest.raises(pytest.UsageError, match=f"{where} is .*whole number >= 0"):
         _plugin_options.pool_size(Config(option, ini))  # type: ignore[arg-type]
+
+
+def bounded(engine: Engine, max_spares: int, size: int = 1) -> Pool[str, Made]:
+    return Pool(size=size, start=engine.start, discard=engine.discard, max_spares=max_spares)
+
+
+def discarded(engine: Engine, count: int) -> None:
+    """Wait until *count* stand-ins were discarded (a retired spare goes once started)."""
+    for _ in range(int(WAIT / 0.01)):
+        if len(engine.discarded) >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{len(engine.discarded)} discarded, wanted {count}")
+
+
+def test_spares_across_keys_stay_within_the_bound_least_recent_key_going_first() -> None:
+    engine = Engine()
+    pool = bounded(engine, max_spares=2)
+    for key in ("a", "b"):
+        pool.take(key, key, lambda key=key: key)  # type: ignore[misc]
+        ready(pool, key)
+    taken = pool.take("a", "a", lambda: "a")  # a is now the most recent: b is the least
+    ready(pool, "a")
+    assert list(pool.held()) == ["b", "a"]
+    pool.take("c", "c", lambda: "c")
+    assert pool.held() == {"a": 1, "c": 1}
+    discarded(engine, 1)
+    assert [m.spec for m in engine.discarded] == ["b"]
+    ready(pool, "c")
+    # A retired key is pooled again when asked for (the least recent, a, makes room).
+    assert pool.take("b", "b", lambda: "b") is None
+    assert pool.held() == {"c": 1, "b": 1}
+    assert pool.close(WAIT) == []
+    # Every spare but the one taken went: retired or closed, none left held.
+    assert sorted(m.n for m in engine.discarded) == sorted(
+        m.n for m in engine.started if m is not taken)
+
+
+def test_a_spare_not_yet_started_is_called_off_when_retired() -> None:
+    engine = Engine()
+    pool = bounded(engine, max_spares=1)
+    engine.gate.clear()
+    pool.take("a", "a", lambda: "a")  # starting, held at the gate
+    threading.Event().wait(0.1)
+    pool.take("b", "b", lambda: "b")  # queued behind it; retires a
+    pool.take("c", "c", lambda: "c")  # retires b before it ever ran
+    assert pool.held() == {"c": 1}
+    engine.gate.set()
+    engine.wait_starts(2)  # a (which started anyway) and c; never b
+    assert pool.close(WAIT) == []
+    assert sorted(m.spec for m in engine.started) == ["a", "c"]
+    assert sorted(m.n for m in engine.discarded) == sorted(m.n for m in engine.started)
+
+
+def test_the_bound_caps_one_key_too_and_zero_keeps_none() -> None:
+    engine = Engine()
+    pool = bounded(engine, max_spares=2, size=3)
+    pool.take("a", "a", lambda: "a")
+    engine.wait_starts(2)
+    assert pool.held() == {"a": 2}
+    pool.close(WAIT)
+    none = bounded(Engine(), max_spares=0)
+    assert none.take("a", "a", lambda: "a") is None
+    none.prepare("a", lambda: "a")
+    assert none.held() == {} and none.close(WAIT) == []
+
+
+def test_prepared_spares_count_against_the_bound() -> None:
+    engine = Engine()
+    pool = bounded(engine, max_spares=1)
+    pool.prepare("a", lambda: "a")
+    ready(pool, "a")
+    pool.prepare("b", lambda: "b")
+    ready(pool, "b")
+    assert pool.held() == {"b": 1}
+    discarded(engine, 1)
+    assert [m.spec for m in engine.discarded] == ["a"]
+    pool.close(WAIT)
+
+
+class SparesConfig(Config):
+    def __init__(self, option: Any = None, ini: Any = None) -> None:
+        super().__init__(ini=ini)
+        self.option = SimpleNamespace(envkit_pool_max_spares=option)
+
+
+@pytest.mark.parametrize(("option", "ini", "count"), [
+    (None, None, _plugin_options.DEFAULT_MAX_SPARES), (None, "5", 5), (0, "5", 0), (3, None, 3),
+])
+def test_max_spares_from_option_then_ini_then_default(option: Any, ini: Any, count: int) -> None:
+    assert _plugin_options.pool_max_spares(SparesConfig(option, ini)) == count  # type: ignore[arg-type]
+
+
+def test_a_bad_max_spares_names_where_and_the_fix() -> None:
+    with pytest.raises(pytest.UsageError, match=r"ini envkit_pool_max_spares is 'x'.*>= 0"):
+        _plugin_options.pool_max_spares(SparesConfig(None, "x"))  # type: ignore[arg-type]
