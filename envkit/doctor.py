@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from envkit import imageset, reaper
+from envkit import _addrpools, imageset, reaper
 from envkit._engine import Engine
 from envkit.errors import EngineUnavailableError, EnvkitError
 from envkit.kits import Finding
@@ -34,7 +34,7 @@ def run(kit: Envkit) -> list[Check]:
     except EngineUnavailableError as exc:
         return [Check(name="engine", status=FAIL, detail=exc.message, fix=exc.fix)]
     checks: list[Check] = []
-    for probe in (_engine_checks, _image_checks, _leftover_checks):
+    for probe in (_engine_checks, _image_checks, _leftover_checks, _address_pool_checks):
         try:
             checks.extend(probe(kit, engine))
         except EnvkitError as exc:
@@ -109,6 +109,36 @@ def _leftover_checks(kit: Envkit, engine: Engine) -> Iterator[Check]:
                     fix="run `envkit gc` (the next test session also removes them)")
     else:
         yield Check(name="leftovers", status=OK, detail="no stacks of dead owners")
+
+
+def _address_pool_checks(kit: Envkit, engine: Engine) -> Iterator[Check]:
+    found = _addrpools.engine_usage(engine, fallback=kit.settings.subnets)
+    yield pool_finding(found, wanted=_addrpools.wanted(),
+                       fallback=",".join(map(str, kit.settings.subnets)))
+
+
+def pool_finding(found: _addrpools.PoolUsage, *, wanted: int, fallback: str) -> Check:
+    """The finding on the engine's default address pools (pure, for the unit tests).
+
+    :param wanted: free networks a ``pytest -n auto`` run here may need at once.
+    :param fallback: ``ENVKIT_SUBNETS`` as shown, where envkit picks when they run out.
+    """
+    detail = (f"{found.free} of {found.capacity} networks free ({found.envkit} taken by "
+              f"envkit, {found.other} by other networks and host routes; {found.source})")
+    if found.free >= wanted:
+        return Check(name="address pools", status=OK, detail=detail)
+    fix = ("remove networks you no longer need (`docker network ls`; `envkit gc` removes "
+           "dead owners' stacks), or give dockerd larger pools: \"default-address-pools\": "
+           '[{"base": "10.128.0.0/16", "size": 24}] in /etc/docker/daemon.json, then '
+           "restart it")
+    if not found.fallback:
+        return Check(name="address pools", status=FAIL if found.free == 0 else WARN,
+                     detail=f"{detail}; and every /24 of ENVKIT_SUBNETS={fallback} is taken",
+                     fix=f"{fix}; or add a free range to ENVKIT_SUBNETS")
+    return Check(name="address pools", status=WARN,
+                 detail=f"{detail}; a `-n auto` run may need {wanted}, and past the pools "
+                 f"envkit picks /24s of ENVKIT_SUBNETS={fallback} (slower creates)",
+                 fix=fix)
 
 
 def _disk(engine: Engine) -> list[Check]:

@@ -315,7 +315,7 @@ def test_doctor_reports_and_fails_with_fixes(tmp_path: Path, envkit_session: Env
     checks = {line.split(":")[0][6:]: line[:4].strip() for line in lines
               if line[:4].strip() in ("ok", "warn", "fail")}
     assert checks.keys() >= {"engine", "api version", "storage driver", "base image",
-                             "leftovers", "free disk"}
+                             "leftovers", "address pools", "free disk"}
     assert checks["leftovers"] in ("ok", "warn")  # never fails a run
     failed = sorted(name for name, status in checks.items() if status == "fail")
     assert good.returncode == (1 if failed else 0), good.stdout
