@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 DEBIAN_KEYRING := /usr/share/keyrings/debian-archive-keyring.gpg
 SHELL := /bin/bash
 
-.PHONY: install venv host-tools images test test-shard test-durations test-parallel test-unit lint lint-images bench clean
+.PHONY: install venv host-tools images test test-shard test-durations test-parallel test-unit lint lint-images bench clean ci-local
 
 install: host-tools venv
 
@@ -28,7 +28,7 @@ host-tools:
 	    echo "missing host tools:$$missing -- run: sudo apt-get install$$missing (or make host-tools as root)"; exit 1; \
 	  fi; \
 	  echo "installing host tools:$$missing"; \
-	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall $$missing >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -71,7 +71,16 @@ test-unit: install
 lint: venv lint-images
 	$(VENV)/bin/ruff check envkit tests bench
 	$(VENV)/bin/mypy envkit
+	$(VENV)/bin/ruff check .ci
+	$(VENV)/bin/shellcheck .ci/run .ci/example
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) .ci/shellcheck_workflow.py .github/workflows/*.yml
 	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (no wheel on PyPI for this machine): CI lints workflows with actionlint 1.7.12 (version and checksum pinned in ci.yml)"; fi
+
+# One job of ci.yml run here as ubuntu-latest would (as root: a non-root runner user, the
+# Debian keyring hidden in a private mount namespace, the job's Python from pyenv), e.g.
+# `make ci-local JOB=test MATRIX="python=3.10 shard=2" CI_LOCAL_ARGS="--pytest '-k spec'"`.
+ci-local: venv
+	$(PY) .ci/ci_local.py $(JOB) --matrix "$(MATRIX)" $(CI_LOCAL_ARGS)
 
 # Code in the build contexts (envkit/contexts, envkit/camera/contexts) runs on Debian bookworm (python3 3.11, python3-aiohttp 3.8, -websockets
 # 10.4, -jwt 2.6, -yaml 6.0), not in the dev venv, so it is type-checked in a venv of its
