@@ -187,8 +187,10 @@ def create_network(
 
     def post(subnet: IPv4Network | None = None) -> None:
         ipam = None if subnet is None else IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
+        # The low-level call: the SDK's networks.create inspects the network it made
+        # (an engine request per stack) for a model nobody here reads.
         _engine.call(f"create network {name}" + (f" in {subnet}" if subnet else ""),
-                     lambda: engine.client.networks.create(
+                     lambda: engine.client.api.create_network(
                          name, driver="bridge", labels=labels, check_duplicate=True, ipam=ipam))
 
     try:

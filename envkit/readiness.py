@@ -285,19 +285,23 @@ class _Exited(Exception):
 
 def wait_ready(
     target: Target, checks: Sequence[Check], *, timeout: float,
-    cancelled: Callable[[], bool] = lambda: False,
+    cancelled: Callable[[], bool] = lambda: False, fresh: bool = False,
 ) -> None:
     """Run *checks* in order under one deadline of *timeout* seconds.
 
     :param cancelled: polled before every attempt; when it turns true the wait stops.
+    :param fresh: the target's container was inspected just now (as after its start):
+        if that showed it running, failed probes in the next :data:`INSPECT_EVERY`
+        seconds do not inspect it again (one engine request saved per service).
     :raises ReadinessTimeoutError: when the deadline passes or the container exits;
         it carries the failing check, the container state and the log tail.
     :raises Cancelled: when *cancelled* turned true.
     """
     began = time.monotonic()
     deadline = began + timeout
+    seen_running = began if fresh and _cached_running(target) else None
     for check in checks:
-        attempt = _attempt(target, check, cancelled)
+        attempt = _attempt(target, check, cancelled, seen_running)
         try:
             for retry in Retrying(
                 stop=stop_after_delay(max(deadline - time.monotonic(), 0.0)),
@@ -325,10 +329,14 @@ def poll_interval(retry_state: RetryCallState) -> float:
     return 0.1 if elapsed < 10.0 else 0.25
 
 
+#: Seconds between inspects while probes fail: how late an exited container is seen.
+INSPECT_EVERY = 0.5
+
+
 def _attempt(
-    target: Target, check: Check, cancelled: Callable[[], bool]
+    target: Target, check: Check, cancelled: Callable[[], bool], seen_running: float | None,
 ) -> Callable[[], None]:
-    last_inspect = [0.0]
+    last_inspect = [-INSPECT_EVERY if seen_running is None else seen_running]
 
     def run() -> None:
         if cancelled():
@@ -339,7 +347,8 @@ def _attempt(
             # Only failed probes pay for an inspect, at most twice a second: an exited
             # container (which also loses its port bindings) ends the wait at once.
             now = time.monotonic()
-            if now - last_inspect[0] >= 0.5 or not isinstance(sys.exc_info()[1], NotReady):
+            if (now - last_inspect[0] >= INSPECT_EVERY
+                    or not isinstance(sys.exc_info()[1], NotReady)):
                 last_inspect[0] = now
                 state = target.state()
                 if not state.running:
@@ -371,6 +380,13 @@ def _timeout_error(
         oom_killed=state.oom_killed,
         log_tail=tail,
     )
+
+
+def _cached_running(target: Target) -> bool:
+    """Whether the target's last read state (runtime's handle keeps its inspect) was running."""
+    attrs = getattr(getattr(target, "container", None), "attrs", None)
+    raw = attrs.get("State", {}) if isinstance(attrs, dict) else {}
+    return isinstance(raw, dict) and raw.get("Running") is True
 
 
 def _lifetime(target: Target) -> float | None:

@@ -313,7 +313,7 @@ class Stack(Faults):
             self._handles[svc.name] = handle
         started.set_result(handle)
         wait_ready(handle, svc.ready, timeout=svc.ready_timeout or self._ready_timeout,
-                   cancelled=self._cancel.is_set)
+                   cancelled=self._cancel.is_set, fresh=True)  # inspected after its start
         return handle
 
     def _outcome(self, svc: ServiceSpec, dep: Future[ServiceHandle]) -> BaseException | None:

@@ -19,10 +19,10 @@ class FakeEngine:
     environ: ClassVar[dict[str, str]] = {}
 
     class client:
-        class networks:
+        class api:  # the low-level client: envkit creates networks through it
             @staticmethod
-            def create(*args: Any, **kwargs: Any) -> None:
-                return None
+            def create_network(*args: Any, **kwargs: Any) -> dict[str, str]:
+                return {"Id": "net1"}
 
 
 class Images:
@@ -52,8 +52,9 @@ class PoolEngine:
         self.calls: list[tuple[str, str | None]] = []
         self.client = self  # the SDK's client.networks.* are this object's methods
         self.networks = self
+        self.api = self  # and client.api.create_network, the low-level create
 
-    def create(self, name: str, *, ipam: Any = None, **kwargs: Any) -> None:
+    def create_network(self, name: str, *, ipam: Any = None, **kwargs: Any) -> None:
         subnet = ipam["Config"][0]["Subnet"] if ipam else None
         self.calls.append(("create", subnet))
         if subnet is None:

@@ -45,7 +45,7 @@ def run(monkeypatch: pytest.MonkeyPatch, services: list[ServiceSpec],
         return FakeHandle(name, list(exits.get(name, [None])))
 
     def wait_ready(handle: FakeHandle, checks: Sequence[Check], *, timeout: float,
-                   cancelled: Callable[[], bool]) -> None:
+                   cancelled: Callable[[], bool], fresh: bool = False) -> None:
         if handle.service == slow:
             release.wait(5)
         with lock:

@@ -93,6 +93,40 @@ def test_lost_port_binding_of_an_exited_container_is_reported_as_exit() -> None:
         wait_ready(target, [Tcp(8080)], timeout=5)
 
 
+def _inspected(running: bool) -> SimpleNamespace:
+    """A container handle as runtime's is right after its start: its inspect kept."""
+    return SimpleNamespace(attrs={"State": {"Running": running}})
+
+
+@pytest.mark.parametrize(("fresh", "inspections"), [(True, 0), (False, 1)])
+def test_a_fresh_inspect_spares_the_first_failed_probe_its_own(
+    fresh: bool, inspections: int,
+) -> None:
+    target = FakeTarget(exec_codes=[1, 1, 0])
+    target.container = _inspected(running=True)  # type: ignore[attr-defined]
+    wait_ready(target, [Exec(("true",))], timeout=5, fresh=fresh)
+    assert target.exec_codes == [] and target.inspections == inspections
+
+
+def test_a_container_that_exits_after_its_fresh_inspect_is_still_reported() -> None:
+    target = FakeTarget(states=[ContainerState("exited", exit_code=2, oom_killed=True)],
+                        log_text="killed", exec_codes=[1] * 10_000)
+    target.container = _inspected(running=True)  # type: ignore[attr-defined]
+    with pytest.raises(ReadinessTimeoutError) as info:
+        wait_ready(target, [Exec(("true",))], timeout=30, fresh=True)
+    assert len(target.commands) > 1  # probed a while on the fresh inspect, then looked
+    assert (info.value.state, info.value.exit_code, info.value.oom_killed) == ("exited", 2, True)
+    assert info.value.log_tail == ["killed"]
+
+
+def test_a_fresh_inspect_that_shows_an_exit_is_not_trusted_to_wait() -> None:
+    target = FakeTarget(states=[ContainerState("exited", exit_code=1)], exec_codes=[1] * 100)
+    target.container = _inspected(running=False)  # type: ignore[attr-defined]
+    with pytest.raises(ReadinessTimeoutError, match="exit code 1"):
+        wait_ready(target, [Exec(("true",))], timeout=30, fresh=True)
+    assert len(target.commands) == 1 and target.inspections >= 1
+
+
 def test_healthy_needs_a_healthcheck() -> None:
     with pytest.raises(NotReady, match="no HEALTHCHECK"):
         Healthy().probe(FakeTarget())

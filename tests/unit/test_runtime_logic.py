@@ -56,7 +56,7 @@ def test_root_failure_wins_over_dependents_and_cancelled_siblings(
     release = threading.Event()
 
     def wait_ready(handle: FakeHandle, checks: Sequence[Check], *, timeout: float,
-                   cancelled: Callable[[], bool]) -> None:
+                   cancelled: Callable[[], bool], fresh: bool = False) -> None:
         if handle.service == "db":
             raise timeout_error
         while not cancelled():  # "slow" waits until the stack calls it off
@@ -83,7 +83,7 @@ def test_interrupt_joins_threads_before_teardown(
     finished: list[str] = []
 
     def wait_ready(handle: FakeHandle, checks: Sequence[Check], *, timeout: float,
-                   cancelled: Callable[[], bool]) -> None:
+                   cancelled: Callable[[], bool], fresh: bool = False) -> None:
         running.set()
         while not cancelled():
             threading.Event().wait(0.01)
