@@ -99,10 +99,10 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-#: Spares per spec per worker unless configured: none. A spare is kept for every spec a
-#: worker has asked for until the session ends, so in a suite of many specs the spares
-#: pile up (idle stacks and their networks); the pool is for suites that ask for the same
-#: spec again and again, which opt in with ``--envkit-pool 1``.
+#: Spares per spec per worker unless configured: none. The spares a worker holds are
+#: bounded (:data:`DEFAULT_MAX_SPARES`), but every spec's first request still starts one,
+#: wasted for a spec asked for once (most of envkit's own suite); the pool is for suites
+#: that ask for the same spec again and again, which opt in with ``--envkit-pool 1``.
 DEFAULT_POOL = 0
 
 
