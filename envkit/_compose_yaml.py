@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 from envkit import _yamlread
-from envkit.errors import SpecError
 
 Lines = dict[tuple[str, ...], int]
 
@@ -66,12 +65,7 @@ def read(path: Path) -> tuple[Any, Lines]:
 
     :raises SpecError: when the file cannot be read or is not YAML.
     """
-    try:
-        data, node = _yamlread.load(_yamlread.read_text(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(stack=path.stem, service=None, field="(file)", value=str(path),
-                        problem=f"cannot read YAML: {exc}",
-                        fix=_yamlread.fix_for(exc)) from None
+    data, node = _yamlread.load_file(path)
     lines: Lines = {}
     if node is not None:
         _mark(node, (), lines)

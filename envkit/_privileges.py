@@ -14,9 +14,9 @@ writes about a stack (failure reports, artifacts), see :func:`redact`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from envkit._spec_parts import is_account
+from envkit._spec_parts import ReadOnlyMap, is_account
 from envkit.errors import SpecError
 
 #: The capabilities of Linux 5.x/6.x as Docker spells them (without ``CAP_``).
@@ -137,26 +137,14 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET.search(name))
 
 
-class Environment(Mapping[str, str]):
+class Environment(ReadOnlyMap):
     """A service's environment: read-only, and its ``repr`` hides secret-looking values.
 
     Specs end up in reprs (pytest's ``-l``, failure reports, ``stack.json`` artifacts);
     the values themselves are there for whoever reads ``spec.environment[...]``.
     """
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, str] | None = None) -> None:
-        self._data = {str(k): str(v) for k, v in (data or {}).items()}
-
-    def __getitem__(self, key: str) -> str:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
+    __slots__ = ()
 
     def __repr__(self) -> str:
         shown = {k: REDACTED if is_secret_name(k) else v for k, v in self._data.items()}

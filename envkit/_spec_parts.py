@@ -42,19 +42,18 @@ _CONDITION_ALIASES = {"service_started": "started", "service_healthy": "healthy"
                       "service_completed_successfully": "completed", "ready": "healthy"}
 
 
-class Conditions(Mapping[str, str]):
-    """A service's dependency conditions as its spec normalized them: read-only.
+class ReadOnlyMap(Mapping[str, str]):
+    """A read-only copy of a mapping, keys and values as strings, that reprs as a dict.
 
-    A type of its own so that a :func:`dataclasses.replace` with fewer ``depends_on``
-    can tell the conditions it carries over (those of dropped dependencies go quietly)
-    from conditions a user wrote, where an entry for a service that is not a dependency
-    is an error: it would be ignored.
+    Not a :class:`types.MappingProxyType` (as :func:`frozen_map`) so that subclasses can
+    mark what a mapping is (:class:`Conditions`) or change how it shows
+    (:class:`envkit._privileges.Environment`).
     """
 
     __slots__ = ("_data",)
 
-    def __init__(self, data: Mapping[str, str]) -> None:
-        self._data = dict(data)
+    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+        self._data = {str(k): str(v) for k, v in (data or {}).items()}
 
     def __getitem__(self, key: str) -> str:
         return self._data[key]
@@ -67,6 +66,18 @@ class Conditions(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(self._data)
+
+
+class Conditions(ReadOnlyMap):
+    """A service's dependency conditions as its spec normalized them: read-only.
+
+    A type of its own so that a :func:`dataclasses.replace` with fewer ``depends_on``
+    can tell the conditions it carries over (those of dropped dependencies go quietly)
+    from conditions a user wrote, where an entry for a service that is not a dependency
+    is an error: it would be ignored.
+    """
+
+    __slots__ = ()
 
 
 def dependencies(

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from envkit.errors import SpecError
+
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 100_000
@@ -115,6 +117,19 @@ def load(text: str) -> tuple[Any, yaml.Node | None]:
     except RecursionError:  # the limits above should prevent it; never a traceback
         raise LimitError(f"nested more than {MAX_DEPTH} levels deep") from None
     return data, node
+
+
+def load_file(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The data of the stack or compose file *path* and its node tree, within the limits.
+
+    :raises SpecError: when the file cannot be read, is too large or is not YAML, saying
+        why and what to do (:func:`fix_for`).
+    """
+    try:
+        return load(read_text(path))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(stack=path.stem, service=None, field="(file)", value=str(path),
+                        problem=f"cannot read YAML: {exc}", fix=fix_for(exc)) from None
 
 
 def fix_for(exc: yaml.YAMLError | OSError | UnicodeDecodeError) -> str:

@@ -40,8 +40,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from envkit import _checkargs, _stackschema, _yamlread
 from envkit._interpolate import InterpolationError, Secrets, interpolate
 from envkit.errors import EnvkitError, SpecError
@@ -75,12 +73,7 @@ def load_stack_file(
         naming the stack, the service, the field, the value and the fix.
     """
     path = Path(path).absolute()
-    try:
-        data, _ = _yamlread.load(_yamlread.read_text(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(stack=path.stem, service=None, field="(file)", value=str(path),
-                        problem=f"cannot read YAML: {exc}",
-                        fix=_yamlread.fix_for(exc)) from None
+    data, _ = _yamlread.load_file(path)
     # A file without `name:` is named after itself, folded into a valid stack name.
     default = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_")[:63] or "stack"
     return stack_from_dict(data, default_name=default, base_dir=path.parent,
