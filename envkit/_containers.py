@@ -27,6 +27,7 @@ from docker.types import Mount
 
 from envkit import _engine
 from envkit._engine import Engine
+from envkit._privileges import redact, secret_values
 from envkit.errors import DeviceNotFoundError, EnvkitError, NameNotFoundError, SpecError
 from envkit.readiness import ContainerState
 from envkit.spec import ServiceSpec
@@ -44,6 +45,9 @@ class ServiceHandle:
     container: Container
     host: str
     ports: dict[str, int] = field(default_factory=dict)
+    #: Values :meth:`logs` and :meth:`exec` cut out: the service's secret-looking
+    #: environment values (a JWT secret), as failure reports and artifacts cut them out.
+    secrets: frozenset[str] = frozenset()
 
     def host_endpoint(self, port: int | str) -> tuple[str, int]:
         """Host address and host port of container *port* (``8080`` or ``"8080/tcp"``).
@@ -83,18 +87,27 @@ class ServiceHandle:
         )
 
     def logs(self) -> str:
-        """Everything the container wrote to stdout and stderr."""
+        """Everything the container wrote to stdout and stderr, less :attr:`secrets`.
+
+        Readiness and dependency errors quote this text, and errors end up in CI logs
+        and ``failure.txt`` artifacts; a service that prints its configuration would
+        otherwise publish its secret there.
+        """
         raw = _engine.call(f"read logs of {self.service}", self.container.logs)
-        return bytes(raw).decode("utf-8", "replace")
+        return redact(bytes(raw).decode("utf-8", "replace"), self.secrets)
 
     def exec(self, command: Sequence[str]) -> tuple[int, str]:
-        """Run *command* in the container; return its exit code and output."""
+        """Run *command* in the container; return its exit code and output, less :attr:`secrets`.
+
+        Readiness probes run through here, and a failed ``Exec`` check quotes the output.
+        """
         # One attempt: a retried exec could outlast the readiness deadline several times.
         result = _engine.call(
             f"exec in {self.service}", lambda: self.container.exec_run(list(command)),
             attempts=1,
         )
-        return int(result.exit_code), bytes(result.output or b"").decode("utf-8", "replace")
+        output = bytes(result.output or b"").decode("utf-8", "replace")
+        return int(result.exit_code), redact(output, self.secrets)
 
     def copy_to(self, src: Path, dst: str) -> None:
         """Copy the host file or directory *src* to the container path *dst*.
@@ -275,7 +288,7 @@ def create_service(
                                         lambda: engine.client.containers.get(ident))
     return ServiceHandle(
         service=spec.name, image=image, container=container, host=engine.host_address,
-        ports=_published_ports(container),
+        ports=_published_ports(container), secrets=secret_values([spec.environment]),
     )
 
 

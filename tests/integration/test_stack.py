@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 import urllib.request
@@ -123,6 +124,23 @@ def test_service_that_exits_is_reported_at_once(envkit_session: Envkit) -> None:
     assert info.value.exit_code == 3
     assert info.value.state == "exited"
     assert "fatal: no config" in info.value.log_tail
+    assert _left_of(envkit_session, stack) == []
+
+
+def test_a_crash_report_quotes_the_log_but_not_the_service_s_secret(
+        envkit_session: Envkit) -> None:
+    secret = f"jwt-{secrets.token_hex(12)}"
+    spec = StackSpec(name="leaky", services=[
+        ServiceSpec(name="talks", image=TESTSVC, ports=[8080],
+                    environment={"APP_JWT_SECRET": secret},
+                    command=["sh", "-c", 'echo "config: secret=$APP_JWT_SECRET"; exit 3'],
+                    ready=[Http(8080)], ready_timeout=30.0),
+    ])
+    stack = envkit_session.stack(spec)
+    with pytest.raises(ReadinessTimeoutError) as info:
+        stack.up()
+    assert "config: secret=<redacted>" in info.value.log_tail, info.value.log_tail
+    assert secret not in str(info.value)
     assert _left_of(envkit_session, stack) == []
 
 
