@@ -21,7 +21,6 @@ the shared engine). Test jobs run a narrowed pytest selection (PYTEST_ADDOPTS), 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import itertools
 import json
 import os
@@ -35,14 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ci_host import (
+    USER,
+    checkout,
+    ensure_runner_user,
+    expose_pyenv,
+    hide_debian_keyring,
+    hide_mmdebstrap,
+    private_namespace,
+    remove_workspace,
+)
 from gh_expr import Evaluator, ExprError, hash_files, substitute, truthy
 from gh_stand_ins import StandIns, note
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW = REPO / ".github/workflows/ci.yml"
-USER = "envkit-ci"
 STATE = Path("/var/tmp/envkit-ci-local")  # actions/cache stand-in and job outputs
-KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 # Jobs this machine cannot do, and why (run them with --dry-run to see their steps resolved).
 CANNOT_RUN = {
     "v4l2": "no kernel module can be loaded here (a container on a "
@@ -65,6 +72,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"PYTEST_ADDOPTS for the job (test jobs: {DEFAULT_PYTEST})")
     parser.add_argument("--env", action="append", default=[], metavar="K=V",
                         help="extra job environment, e.g. ENVKIT_BASE_PACKAGES=less (a fresh base)")
+    parser.add_argument("--extra-step", action="append", default=[], metavar="SHELL",
+                        help="a step of your own after the job's (said to be not from ci.yml)")
     parser.add_argument("--dry-run", action="store_true", help="print the steps, run nothing")
     parser.add_argument("--keep", action="store_true", help="keep the workspace afterwards")
     return parser.parse_args(argv)
@@ -82,105 +91,6 @@ def pick_matrix(job: dict[str, Any], wanted: str) -> tuple[dict[str, Any], int]:
         if all(str(entry[k]) == v for k, v in chosen.items()):
             return entry, index
     sys.exit(f"ci-local: no matrix entry {wanted!r}; axes: {axes}")
-
-
-def ensure_runner_user() -> pwd.struct_passwd:
-    """The runner-like user: a home, passwordless sudo, the docker group (as on GitHub)."""
-    if shutil.which("sudo") is None:
-        note("installing sudo (the runner user needs it)")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "sudo"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
-    subprocess.run(["usermod", "-aG", "docker", USER], check=True)
-    sudoers = Path(f"/etc/sudoers.d/{USER}")
-    sudoers.write_text(f"{USER} ALL=(ALL) NOPASSWD:ALL\n")
-    sudoers.chmod(0o440)
-    return pwd.getpwnam(USER)
-
-
-def checkout(dest: Path, user: pwd.struct_passwd) -> None:
-    """Stand-in for actions/checkout: the work tree's files (as .ci/example copies them)."""
-    dest.mkdir(parents=True)
-    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], check=True, capture_output=True).stdout
-    present = b"".join(f + b"\0" for f in files.split(b"\0") if f and (REPO / f.decode()).exists())
-    subprocess.run(["tar", "-C", str(REPO), "--null", "-T", "-", "-cf", str(dest / ".tree.tar")],
-                   input=present, check=True)
-    subprocess.run(["tar", "-xf", ".tree.tar"], cwd=dest, check=True)
-    (dest / ".tree.tar").unlink()
-    subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(dest)], check=True)
-
-
-def mount(*args: str) -> None:
-    """``mount ARGS`` (inside the private namespace only)."""
-    subprocess.run(["mount", *args], check=True)
-
-
-def private_namespace() -> None:
-    """Move this process (and so every step) into a private mount namespace."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
-        sys.exit(f"ci-local: unshare(CLONE_NEWNS) failed: {os.strerror(ctypes.get_errno())}")
-    mount("--make-rprivate", "/")
-
-
-def hide_debian_keyring(run_dir: Path) -> None:
-    """Ubuntu has no Debian keyring: hide it from mmdebstrap, keep host apt working.
-
-    /usr/share/keyrings becomes a tmpfs holding the other keyrings, so `apt-get install
-    --reinstall debian-archive-keyring` (make host-tools) writes the file there, as on Ubuntu.
-    Host apt sources that name the keyring get a private copy (Ubuntu's apt has its own keys).
-    """
-    copy = run_dir / "host-apt-debian-keyring.gpg"
-    shutil.copy2(KEYRING, copy)
-    stage = run_dir / "keyrings"
-    shutil.copytree(KEYRING.parent, stage, ignore=lambda _d, _n: [KEYRING.name])
-    mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", str(KEYRING.parent))
-    for path in stage.iterdir():
-        shutil.copy2(path, KEYRING.parent / path.name)
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
-    for source in sources:
-        if source.is_file() and str(KEYRING) in source.read_text():
-            private = run_dir / f"apt-{source.name}"
-            private.write_text(source.read_text().replace(str(KEYRING), str(copy)))
-            mount("--bind", str(private), str(source))
-    note(f"{KEYRING} hidden (tmpfs over {KEYRING.parent}); host apt reads Debian with a copy")
-
-
-def hide_mmdebstrap(run_dir: Path) -> None:
-    """Ubuntu's runner has no mmdebstrap: hide it.
-
-    Only in jobs that never install host tools: dpkg cannot replace a file that is a mount point.
-    """
-    for tool in ("mmdebstrap", "debootstrap"):
-        found = shutil.which(tool)
-        if found:
-            blank = run_dir / f"no-{tool}"
-            blank.write_text("")
-            blank.chmod(0o644)
-            mount("--bind", str(blank), found)
-            note(f"{found} hidden (this job never runs make host-tools)")
-
-
-def expose_pyenv(run_dir: Path) -> None:
-    """Let the runner user reach pyenv's Pythons, and nothing else of /root.
-
-    /root is closed to other users, and pyenv's Pythons link libpython by absolute path, so
-    they cannot be moved: /root becomes a tmpfs holding only /root/.pyenv/versions.
-    """
-    stage = run_dir / "pyenv-versions"
-    stage.mkdir()
-    # Read-only both times: neither a step nor the workspace's removal can touch pyenv.
-    mount("--bind", "/root/.pyenv/versions", str(stage))
-    mount("-o", "remount,bind,ro", str(stage))
-    mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", "/root")
-    Path("/root/.pyenv/versions").mkdir(parents=True)
-    mount("--bind", str(stage), "/root/.pyenv/versions")
-    mount("-o", "remount,bind,ro", "/root/.pyenv/versions")
-    subprocess.run(["umount", str(stage)], check=True)
 
 
 class JobRun:
@@ -328,6 +238,11 @@ class JobRun:
             self.results.append((label, outcome))
             if outcome.startswith("failure") and not step.get("continue-on-error"):
                 self.failed = True
+        for number, script in enumerate(self.args.extra_step, len(self.job["steps"]) + 1):
+            print(f"\n=== step {number}: --extra-step (not from ci.yml): {script}", flush=True)
+            outcome = self.run_step({"run": script}, number)
+            self.results.append((f"--extra-step {script[:60]}", outcome))
+            self.failed = self.failed or outcome.startswith("failure")
         self.stand_ins.post()
         self.save_outputs()
         return not self.failed
@@ -356,6 +271,7 @@ def parse_kv(text: str) -> dict[str, str]:
 
 def dry_run(run: JobRun) -> None:
     """Print each step as it would run (expressions evaluated, conditions not)."""
+    run.workspace = REPO  # hashFiles() reads the work tree itself
     for number, step in enumerate(run.job["steps"], 1):
         body = step.get("uses") or run.sub(step["run"])
         name = run.sub(step.get("name", ""))
@@ -400,15 +316,6 @@ def main(argv: list[str]) -> int:
             remove_workspace(run_dir)
     summary(run, passed)
     return 0 if passed else 1
-
-
-def remove_workspace(run_dir: Path) -> None:
-    """Remove *run_dir*, unless something is still mounted inside (never delete through one)."""
-    mounted = [p for p in run_dir.rglob("*") if p.is_dir() and os.path.ismount(p)]
-    if mounted:
-        note(f"{run_dir} kept: {mounted} still mounted")
-        return
-    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def docker_images() -> set[str]:

@@ -174,7 +174,9 @@ def hash_files(root: Path, *patterns: str) -> str:
 
     The file order is sorted paths, so the value is stable but not GitHub's own.
     """
-    files = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
+    # A trailing ** matches every file below (pathlib's own ** would match directories only).
+    globs = [f"{pattern}/*" if pattern.endswith("**") else pattern for pattern in patterns]
+    files = sorted({p for pattern in globs for p in root.glob(pattern) if p.is_file()})
     if not files:
         return ""
     outer = hashlib.sha256()
