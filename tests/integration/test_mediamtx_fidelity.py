@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import socket
 import subprocess
 import time
 import urllib.error
@@ -32,8 +33,9 @@ def _mediamtx_flavour(envkit_session: Envkit) -> None:
     _CHOSEN[:] = [chosen(envkit_session).image]
 
 
-def mediamtx(env: Mapping[str, str] | None = None) -> ServiceSpec:
-    return ServiceSpec(name="mediamtx", image=_CHOSEN[0], ports=[8554, 9997, 8888, 8889],
+def mediamtx(env: Mapping[str, str] | None = None, *, moq: bool = False) -> ServiceSpec:
+    ports = [8554, 9997, 8888, 8889] + ([8892] if moq else [])
+    return ServiceSpec(name="mediamtx", image=_CHOSEN[0], ports=ports,
                        environment=dict(env or {}), ready=READY)
 
 
@@ -120,8 +122,38 @@ def test_runtime_lists_uuid_and_deleted_path_conf(envkit_stack_factory) -> None:
     assert item["confName"] == "all_others"
 
 
+def test_forward_and_recording_routes(envkit_stack_factory) -> None:
+    """Routes of v1.20.1 that a path without forwarding or recording still answers."""
+    stack = envkit_stack_factory(StackSpec(name="mtxfidroutes", services=[mediamtx()]))
+    base = stack.url("mediamtx", 9997)
+    mc.checked(base, "POST", "/v3/config/paths/add/fw", {})
+    assert _error(base, "GET", "/v3/paths/forward/list", None, 400) == "invalid path"
+    assert _error(base, "GET", "/v3/paths/forward/list?path=nosuch", None, 404) == \
+        "path not found"
+    listed = mc.checked(base, "GET", "/v3/paths/forward/list?path=fw").json()
+    assert listed == {"itemCount": 0, "pageCount": 0, "items": []}
+    assert _error(base, "GET", "/v3/paths/forward/get?path=fw", None, 400) == \
+        "invalid UUID length: 0"
+    some_id = "00000000-0000-0000-0000-000000000001"
+    assert _error(base, "GET", f"/v3/paths/forward/get?path=fw&id={some_id}", None, 404) == \
+        "forward destination not found"
+    assert _error(base, "GET", "/v3/recordings/get/bad%20name", None, 400) == (
+        "invalid path name: can contain only alphanumeric characters, underscore, dot, "
+        "minus, slash (bad name)")
+    assert mc.checked(base, "GET", "/v3/recordings/get/fw").json() == \
+        {"name": "fw", "segments": []}
+    delete = "/v3/recordings/deletesegment?path=fw&start="
+    assert _error(base, "DELETE", delete, None, 400) == (
+        "invalid 'start' parameter: parsing time \"\" as \"2006-01-02T15:04:05Z07:00\": "
+        "cannot parse \"\" as \"2006\"")
+    assert _error(base, "DELETE", delete + "2024-01-02T03:04:05Z", None, 400) == \
+        "remove ./recordings/fw/2024-01-02_03-04-05-000000.mp4: no such file or directory"
+    status, _, body = _raw(base + "/v3/recordings/deletesegment")  # GET: no such route
+    assert (status, body) == (404, b"404 page not found")
+
+
 def test_http_surface_and_start_lines(envkit_stack_factory) -> None:
-    stack = envkit_stack_factory(StackSpec(name="mtxfidhttp", services=[mediamtx()]))
+    stack = envkit_stack_factory(StackSpec(name="mtxfidhttp", services=[mediamtx(moq=True)]))
     base = stack.url("mediamtx", 9997)
     status, headers, _ = _raw(base + "/v3/paths/list")
     assert status == 200
@@ -145,13 +177,21 @@ def test_http_surface_and_start_lines(envkit_stack_factory) -> None:
     assert re.search(r"INF \[HLS\] started with listener on :8888 \(TCP/HTTP\)\n", logs), logs
     assert re.search(r"INF \[WebRTC\] started with listeners on :8889 \(TCP/HTTP\), "
                      r":8189 \(UDP/ICE\)\n", logs), logs
+    # MoQ is on by default in v1.20.1: its certificate is generated (auto.key is not in
+    # the image), then it listens; the TCP listener takes connections.
+    assert re.search(r"(?s)WAR \[MoQ\] certificate auto\.key not found, generating it from "
+                     r"scratch\n.*INF \[MoQ\] started with listeners on :8892 \(TCP/HTTP2\), "
+                     r":8892 \(UDP/HTTP3\), :8893 \(UDP/QUIC\)\n", logs), logs
+    assert "not implemented" not in logs, logs
+    with socket.create_connection(stack.endpoint("mediamtx", 8892), timeout=5):
+        pass
     # Shutdown: one line per server, in upstream's order, then the hook pool's.
     stack.container("mediamtx").stop(timeout=10)
     logs = mc.logs(stack)
-    assert re.search(r"(?s)INF shutting down gracefully\n.*INF \[WebRTC\] listener is closing\n"
+    assert re.search(r"(?s)INF shutting down gracefully\n.*INF \[API\] listener is closing\n"
+                     r".*INF \[MoQ\] closing\n.*INF \[WebRTC\] listener is closing\n"
                      r".*INF \[HLS\] listener is closing\n.*INF \[RTSP\] listener is closing\n"
                      r".*INF waiting for running hooks\n", logs), logs
-    assert "INF [API] listener is closing\n" in logs, logs
 
 
 def test_codec_props_sessions_and_log_lines(envkit_stack_factory) -> None:

@@ -7,17 +7,24 @@ lines, then serves RTSP and the API until told to stop.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+
+# Until the loop takes the stop signals over, a stop must still end the process at once:
+# as PID 1 a signal without a handler is ignored, so a ``docker stop`` during start-up
+# would wait its whole timeout. Upstream (Go) exits then too; 2 is the status Go's
+# runtime exits with when PID 1 ignores the re-raised signal.
+for _stop_signal in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(_stop_signal, lambda *_: os._exit(2))
 
 # No TLS is served (encryption settings are not implemented) and asyncio runs without the
 # ssl module, whose import is a tenth of the start-up CPU that issue 9 bounds.
 sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 import asyncio  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
 
-from . import VERSION, log  # noqa: E402
+from . import VERSION, hooks, log  # noqa: E402
 from .config import Conf, ConfError, load  # noqa: E402
 from .core import Core  # noqa: E402
 
@@ -42,13 +49,18 @@ def _log_configuration(conf: Conf, loaded: str) -> None:
     for key in conf.ignored_keys:
         log.warn(f"parameter '{key}' is not supported by the envkit stand-in; ignored")
     g = conf.global_values
-    for proto, flag in (("RTMP", "rtmp"), ("SRT", "srt"), ("MoQ", "moq")):
+    for proto, flag in (("RTMP", "rtmp"), ("SRT", "srt")):
         if g.get(flag):
             log.warn(f"[{proto}] not implemented by the envkit stand-in; not listening")
 
 
 async def _run(conf: Conf) -> int:
-    """Open the listeners, serve until a stop signal, then close them in reverse order."""
+    """Open the listeners, serve until a stop signal, then close them in upstream's order.
+
+    Stopping costs only what upstream's stop does: each server closes its sockets (no
+    waiting on peers), FFmpeg muxers are killed, and only hook commands still running
+    are waited for. Nothing else is waited for: the process ends right after.
+    """
     core = Core(conf)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -64,20 +76,24 @@ async def _run(conf: Conf) -> int:
     finally:
         await core.close()
         log.info("waiting for running hooks")
-        # Let the loop run what closing just scheduled (sockets closing, hook commands
-        # sent SIGINT being reaped) before asyncio.run() cancels every task still pending.
-        await asyncio.sleep(0.05)
+        await hooks.wait_stopped()
     return 0
 
 
 def main() -> None:
-    """Console entry."""
+    """Console entry.
+
+    The loop is run without ``asyncio.run()``: its teardown (cancelling what is left,
+    joining the resolver's thread) and the interpreter's own finalization (module
+    teardown, garbage collection: 0.3-0.5 s at load 20-30) would only delay the exit of
+    a process whose sockets are closed and whose logs are flushed. The kernel closes
+    the rest, and as PID 1 the process takes any leftover child with it.
+    """
     conf_path = sys.argv[1] if len(sys.argv) > 1 else None
-    code = asyncio.run(serve(conf_path))
+    loop = asyncio.new_event_loop()
+    code = loop.run_until_complete(serve(conf_path))
     sys.stdout.flush()
     sys.stderr.flush()
-    # Everything is closed by now. The interpreter's own finalization (module teardown,
-    # garbage collection) took 0.3-0.5 s at load 20-30, more than upstream's whole stop.
     os._exit(code)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import web
+from . import recordings, web
 from .config import ConfError, path_name_problem
 from .gofmt import parse_uuid
 from .httpbase import error_response, json_response, not_found
@@ -62,6 +62,8 @@ def add_routes(r: web.UrlDispatcher, core: Core) -> None:
     h = _Handlers(core)
     r.add_get("/v3/paths/list", h.paths_list, allow_head=False)
     r.add_get("/v3/paths/get/{name:.*}", h.paths_get, allow_head=False)
+    r.add_get("/v3/paths/forward/list", h.forward_list, allow_head=False)
+    r.add_get("/v3/paths/forward/get", h.forward_get, allow_head=False)
     r.add_get("/v3/rtspsessions/list", h.guard("rtsp", h.rtsp_sessions_list), allow_head=False)
     r.add_get("/v3/rtspsessions/get/{id}", h.guard("rtsp", h.rtsp_sessions_get), allow_head=False)
     r.add_post("/v3/rtspsessions/kick/{id}", h.guard("rtsp", h.rtsp_sessions_kick))
@@ -78,6 +80,7 @@ def add_routes(r: web.UrlDispatcher, core: Core) -> None:
         r.add_post(f"/v3/{proto}sessions/kick/{{id}}", h.guard(proto, h.no_session))
     r.add_get("/v3/recordings/list", h.recordings_list, allow_head=False)
     r.add_get("/v3/recordings/get/{name:.*}", h.recordings_get, allow_head=False)
+    r.add_delete("/v3/recordings/deletesegment", h.recordings_delete_segment)
 
 
 class _Handlers:
@@ -163,7 +166,32 @@ class _Handlers:
         return json_response(paginate([], request))
 
     async def recordings_get(self, request: web.Request) -> web.Response:
-        name = _name(request)
-        if self.core.conf.find_path_conf(name) is None:
-            return error_response(400, f"path '{name}' is not configured")
+        name = request.match_info["name"]
+        if not name:
+            raise ConfError("invalid name")
+        recordings.find_path_conf(self.core.conf, name)
         return json_response({"name": name, "segments": []})
+
+    async def recordings_delete_segment(self, request: web.Request) -> web.Response:
+        recordings.delete_segment(self.core.conf, request.query.get("path", ""),
+                                  request.query.get("start", ""))
+        return json_response({"status": "ok"})
+
+    def _forward_path(self, request: web.Request) -> str | None:
+        """The ``path`` query of the forward routes; None (404) if no such path runs."""
+        name = request.query.get("path", "")
+        if not name:
+            raise ConfError("invalid path")
+        return name if name in self.core.paths.paths else None
+
+    async def forward_list(self, request: web.Request) -> web.Response:
+        # Forwarding is not implemented: a path never has destinations.
+        if self._forward_path(request) is None:
+            return error_response(404, "path not found")
+        return json_response(paginate([], request))
+
+    async def forward_get(self, request: web.Request) -> web.Response:
+        _uuid(request.query.get("id", ""))
+        if self._forward_path(request) is None:
+            return error_response(404, "path not found")
+        return error_response(404, "forward destination not found")

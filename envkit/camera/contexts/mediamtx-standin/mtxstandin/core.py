@@ -15,6 +15,7 @@ from . import log
 from .api import API
 from .config import Conf
 from .hls import HLSServer
+from .moq import MoQServer
 from .paths import PathManager
 from .rtsp_server import RTSPServer
 from .webrtc import WebRTCServer
@@ -29,6 +30,7 @@ class Core:
         self.rtsp: RTSPServer | None = None
         self.webrtc: WebRTCServer | None = None
         self.hls: HLSServer | None = None
+        self.moq: MoQServer | None = None
         self.api: API | None = None
         self._reloads: set[asyncio.Task[None]] = set()
 
@@ -51,8 +53,15 @@ class Core:
         if g.get("webrtc"):
             self.webrtc = WebRTCServer(self)
             await self.webrtc.start()
+        if g.get("moq"):
+            self.moq = MoQServer(g)
+            await self.moq.start()
 
     async def _close_servers(self) -> None:
+        # Upstream's order: MoQ, WebRTC, HLS, RTSP (the reverse of start-up).
+        if self.moq is not None:
+            await self.moq.close()
+            self.moq = None
         if self.webrtc is not None:
             await self.webrtc.close()
             self.webrtc = None

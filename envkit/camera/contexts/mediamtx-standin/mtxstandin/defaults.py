@@ -167,8 +167,9 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "moqHTTP2Address": ":8892",
     "moqHTTP3Address": ":8892",
     "moqQUICAddress": ":8893",
-    "moqServerKey": "server.key",
-    "moqServerCert": "server.crt",
+    # "auto": generated when absent (upstream's certloader), unlike the other servers
+    "moqServerKey": "auto.key",
+    "moqServerCert": "auto.crt",
     "moqAllowOrigins": ["*"],
     "moqTrustedProxies": [],
 }

@@ -21,6 +21,9 @@ from collections.abc import Callable
 RESTART_PAUSE = 5.0
 KILL_AFTER = 5.0
 _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+# Commands told to stop and not yet exited: shutdown waits for exactly these (as
+# upstream's command pool does), and for nothing when there are none.
+_STOPPING: set[asyncio.Task[None]] = set()
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -83,7 +86,9 @@ class ExternalCmd:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT)
-            asyncio.get_running_loop().create_task(self._reap(proc))
+            reaping = asyncio.get_running_loop().create_task(self._reap(proc))
+            _STOPPING.add(reaping)
+            reaping.add_done_callback(_STOPPING.discard)
 
     async def wait_closed(self, timeout: float = KILL_AFTER + 1) -> None:
         """Wait until the run loop has ended (used at shutdown)."""
@@ -98,3 +103,9 @@ class ExternalCmd:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+async def wait_stopped() -> None:
+    """Wait until every command told to stop has exited (killed after ``KILL_AFTER``)."""
+    if _STOPPING:
+        await asyncio.gather(*_STOPPING, return_exceptions=True)
