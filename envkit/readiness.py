@@ -13,17 +13,15 @@ import http.client
 import ipaddress
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 
-from envkit import _checkargs
+from envkit import _checkargs, _exits
 from envkit._netstat import PROC_NET_TCP, host_view, listeners
 from envkit.errors import EnvkitError, ReadinessTimeoutError
 
@@ -286,6 +284,7 @@ class _Exited(Exception):
 def wait_ready(
     target: Target, checks: Sequence[Check], *, timeout: float,
     cancelled: Callable[[], bool] = lambda: False, fresh: bool = False,
+    exited: Callable[[], bool | None] | None = None,
 ) -> None:
     """Run *checks* in order under one deadline of *timeout* seconds.
 
@@ -293,15 +292,19 @@ def wait_ready(
     :param fresh: the target's container was inspected just now (as after its start):
         if that showed it running, failed probes in the next :data:`INSPECT_EVERY`
         seconds do not inspect it again (one engine request saved per service).
+    :param exited: whether the container died (``None``: not known), answered without an
+        engine request (:class:`envkit._exits.StackExits`); while it says no, failed
+        probes do not inspect the container, and once it says yes the next one does.
     :raises ReadinessTimeoutError: when the deadline passes or the container exits;
         it carries the failing check, the container state and the log tail.
     :raises Cancelled: when *cancelled* turned true.
     """
     began = time.monotonic()
     deadline = began + timeout
-    seen_running = began if fresh and _cached_running(target) else None
+    container = getattr(target, "container", None)
+    seen_running = began if fresh and _exits.cached_running(container) else None
     for check in checks:
-        attempt = _attempt(target, check, cancelled, seen_running)
+        attempt = _attempt(target, check, cancelled, seen_running, exited)
         try:
             for retry in Retrying(
                 stop=stop_after_delay(max(deadline - time.monotonic(), 0.0)),
@@ -335,20 +338,29 @@ INSPECT_EVERY = 0.5
 
 def _attempt(
     target: Target, check: Check, cancelled: Callable[[], bool], seen_running: float | None,
+    exited: Callable[[], bool | None] | None,
 ) -> Callable[[], None]:
     last_inspect = [-INSPECT_EVERY if seen_running is None else seen_running]
+    watching = [False]  # *exited* answered once: ask it at every failure from then on
 
     def run() -> None:
         if cancelled():
             raise Cancelled(f"wait for {target.service} called off")
         try:
             check.probe(target)
-        except (NotReady, KeyError):
-            # Only failed probes pay for an inspect, at most twice a second: an exited
-            # container (which also loses its port bindings) ends the wait at once.
+        except (NotReady, KeyError) as exc:
+            # Only failed probes pay for an inspect, at most twice a second, or when the
+            # engine announced an exit: an exited container (which also loses its port
+            # bindings) ends the wait at once.
             now = time.monotonic()
-            if (now - last_inspect[0] >= INSPECT_EVERY
-                    or not isinstance(sys.exc_info()[1], NotReady)):
+            due = now - last_inspect[0] >= INSPECT_EVERY
+            if isinstance(exc, NotReady) and exited is not None and (due or watching[0]):
+                known = exited()
+                watching[0] = known is not None
+                if known is False:
+                    raise
+                due = due or bool(known)
+            if due or not isinstance(exc, NotReady):
                 last_inspect[0] = now
                 state = target.state()
                 if not state.running:
@@ -368,7 +380,9 @@ def _timeout_error(
         tail = target.logs().splitlines()[-LOG_TAIL_LINES:]
     except EnvkitError as exc:  # the report must not be lost to a failing inspect
         state, tail = ContainerState("unknown"), [f"(could not read: {exc.message})"]
-    ran = None if state.running else (_lifetime(target) or waited)
+    # Runtime's handle has a container, just inspected by state(): its own clock.
+    ran = None if state.running else (_exits.lifetime(getattr(target, "container", None))
+                                      or waited)
     return ReadinessTimeoutError(
         ran_for=ran,
         service=target.service,
@@ -380,32 +394,3 @@ def _timeout_error(
         oom_killed=state.oom_killed,
         log_tail=tail,
     )
-
-
-def _cached_running(target: Target) -> bool:
-    """Whether the target's last read state (runtime's handle keeps its inspect) was running."""
-    attrs = getattr(getattr(target, "container", None), "attrs", None)
-    raw = attrs.get("State", {}) if isinstance(attrs, dict) else {}
-    return isinstance(raw, dict) and raw.get("Running") is True
-
-
-def _lifetime(target: Target) -> float | None:
-    """How long an exited container ran, by the engine's clock (``StartedAt``..``FinishedAt``).
-
-    Only for targets that are containers (runtime's handle has one, freshly inspected by
-    ``state()``); the waiting loop's own clock would be late by up to an inspect interval.
-    """
-    attrs = getattr(getattr(target, "container", None), "attrs", None)
-    raw = attrs.get("State", {}) if isinstance(attrs, dict) else {}
-    try:
-        started, finished = (_instant(raw[key]) for key in ("StartedAt", "FinishedAt"))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return finished - started if finished >= started else None
-
-
-def _instant(stamp: str) -> float:
-    """Seconds of an RFC 3339 time with nanoseconds, as Docker writes them."""
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    moment = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp()
-    return moment + float(f"0.{fraction or 0}")

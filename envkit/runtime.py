@@ -25,11 +25,12 @@ from docker.models.containers import Container
 from envkit import _engine, _proxy, _subnets, _watchdog, labels
 from envkit._containers import ServiceHandle, check_devices, check_host_paths, create_service
 from envkit._engine import Engine
+from envkit._exits import StackExits, await_completion
 from envkit._faults import Faults
 from envkit._teardown import teardown
 from envkit.config import DEFAULT_SUBNETS
 from envkit.errors import EngineError, EnvkitError, NameNotFoundError, StackStateError
-from envkit.readiness import LOG_TAIL_LINES, Cancelled, wait_ready
+from envkit.readiness import Cancelled, wait_ready
 from envkit.spec import Build, ServiceSpec, StackSpec
 
 
@@ -266,6 +267,7 @@ class Stack(Faults):
         """
         futures: dict[str, Future[ServiceHandle]] = {}
         started: dict[str, Future[ServiceHandle]] = {s.name: Future() for s in self.spec.services}
+        exits = StackExits(api=self.engine.client.api, stack=self.id, since=time.time())
         pool = ThreadPoolExecutor(max_workers=len(self.spec.services),
                                   thread_name_prefix=f"envkit-{self.spec.name}")
         try:
@@ -273,7 +275,7 @@ class Stack(Faults):
                 deps = {d: (started if svc.condition(d) == "started" else futures)[d]
                         for d in svc.depends_on}
                 futures[svc.name] = pool.submit(self._start_one, svc, tags[svc.name], deps,
-                                                started[svc.name])
+                                                started[svc.name], exits)
             _, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
             if pending:  # one failed: the stack is lost, stop the others' waits early
                 self._cancel.set()
@@ -282,6 +284,7 @@ class Stack(Faults):
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            exits.close()
         errors = [f.exception() for f in futures.values() if not f.cancelled() and f.exception()]
         root = [e for e in errors if not isinstance(e, _DependencyFailed | Cancelled)]
         if errors:
@@ -289,7 +292,7 @@ class Stack(Faults):
 
     def _start_one(
         self, svc: ServiceSpec, tag: str, deps: Mapping[str, Future[ServiceHandle]],
-        started: Future[ServiceHandle],
+        started: Future[ServiceHandle], exits: StackExits,
     ) -> ServiceHandle:
         try:
             for name, dep in deps.items():
@@ -313,7 +316,8 @@ class Stack(Faults):
             self._handles[svc.name] = handle
         started.set_result(handle)
         wait_ready(handle, svc.ready, timeout=svc.ready_timeout or self._ready_timeout,
-                   cancelled=self._cancel.is_set, fresh=True)  # inspected after its start
+                   cancelled=self._cancel.is_set, fresh=True,  # inspected after its start
+                   exited=partial(exits.exited, str(handle.container.id)))
         return handle
 
     def _outcome(self, svc: ServiceSpec, dep: Future[ServiceHandle]) -> BaseException | None:
@@ -328,24 +332,9 @@ class Stack(Faults):
 
     def _await_exit(self, dep: ServiceSpec, dependent: str) -> None:
         """Wait until *dep*'s container exits, and fail unless it exited 0 (``completed``)."""
-        handle = self._handles[dep.name]
-        deadline = time.monotonic() + (dep.ready_timeout or self._ready_timeout)
-        while (state := handle.state()).running:
-            if self._cancel.is_set():
-                raise Cancelled(f"wait for {dep.name} to complete called off")
-            if time.monotonic() > deadline:
-                raise EnvkitError(
-                    f"service {dependent!r} waits for {dep.name!r} to complete, but it still "
-                    f"runs after {dep.ready_timeout or self._ready_timeout:g}s",
-                    fix=f"make {dep.name!r} exit when done, or depend on it with condition "
-                    "started/healthy")
-            time.sleep(0.1)
-        if state.exit_code != 0:
-            tail = "\n".join(handle.logs().splitlines()[-LOG_TAIL_LINES:])
-            raise EnvkitError(
-                f"service {dep.name!r} exited {state.exit_code}; {dependent!r} depends on it "
-                f"completing successfully (exit 0). Its log ends:\n{tail}",
-                fix=f"see why {dep.name!r} failed in its log above")
+        await_completion(self._handles[dep.name], dependent=dependent,
+                         timeout=dep.ready_timeout or self._ready_timeout,
+                         cancelled=self._cancel.is_set)
 
     def _handle(self, service: str) -> ServiceHandle:
         if self._state is not StackState.UP:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ class FakeHandle:
     def __init__(self, service: str, exits: list[int | None]) -> None:
         self.service = service
         self._exits = exits  # states to report: None = running, else the exit code
+        self.container = SimpleNamespace(id=f"id-{service}")
 
     def state(self) -> ContainerState:
         code = self._exits.pop(0) if len(self._exits) > 1 else self._exits[0]
@@ -45,7 +47,7 @@ def run(monkeypatch: pytest.MonkeyPatch, services: list[ServiceSpec],
         return FakeHandle(name, list(exits.get(name, [None])))
 
     def wait_ready(handle: FakeHandle, checks: Sequence[Check], *, timeout: float,
-                   cancelled: Callable[[], bool], fresh: bool = False) -> None:
+                   cancelled: Callable[[], bool], **_: Any) -> None:
         if handle.service == slow:
             release.wait(5)
         with lock:

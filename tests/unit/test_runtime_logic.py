@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from envkit.readiness import Cancelled, Check
 class FakeHandle:
     def __init__(self, service: str) -> None:
         self.service = service
+        self.container = SimpleNamespace(id=f"id-{service}")
 
 
 
@@ -56,7 +58,7 @@ def test_root_failure_wins_over_dependents_and_cancelled_siblings(
     release = threading.Event()
 
     def wait_ready(handle: FakeHandle, checks: Sequence[Check], *, timeout: float,
-                   cancelled: Callable[[], bool], fresh: bool = False) -> None:
+                   cancelled: Callable[[], bool], **_: Any) -> None:
         if handle.service == "db":
             raise timeout_error
         while not cancelled():  # "slow" waits until the stack calls it off
@@ -83,7 +85,7 @@ def test_interrupt_joins_threads_before_teardown(
     finished: list[str] = []
 
     def wait_ready(handle: FakeHandle, checks: Sequence[Check], *, timeout: float,
-                   cancelled: Callable[[], bool], fresh: bool = False) -> None:
+                   cancelled: Callable[[], bool], **_: Any) -> None:
         running.set()
         while not cancelled():
             threading.Event().wait(0.01)
