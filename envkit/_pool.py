@@ -124,7 +124,9 @@ class Pool(Generic[S, T]):
     def held(self) -> dict[Hashable, int]:
         """Spares held (ready and starting) per key, least recently requested first."""
         with self._lock:
-            return {key: len(group) for key, group in self._spares.items() if group}
+            counts = {key: sum(not _failed(s) for s in group)
+                      for key, group in self._spares.items()}
+        return {key: count for key, count in counts.items() if count}
 
     def take(self, key: Hashable, spec: S, source: Callable[[], S]) -> T | None:
         """A started spare of a spec equal to *spec*, else ``None``; then refill.
@@ -218,12 +220,12 @@ class Pool(Generic[S, T]):
         if self.max_spares is None:
             return []
         retired: list[_Spare[S, T]] = []
-        held = sum(len(group) for group in self._spares.values())
+        held = sum(not _failed(s) for group in self._spares.values() for s in group)
         for other in [k for k in self._spares if k != key]:
             if held + more <= self.max_spares:
                 break
             group = self._spares.pop(other)
-            held -= len(group)
+            held -= sum(not _failed(s) for s in group)
             for spare in group:
                 spare.future.cancel()  # a start still queued never runs
             retired += group
