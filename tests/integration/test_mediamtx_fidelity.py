@@ -172,6 +172,9 @@ def test_http_surface_and_start_lines(envkit_stack_factory) -> None:
     assert _raw(web + "/cam/whep", "OPTIONS", {
         "Origin": "http://example.com", "Access-Control-Request-Method": "POST"})[0] == 204
     logs = mc.logs(stack)
+    version = mc.checked(base, "GET", "/v3/info").json()["version"]
+    assert re.search(rf"INF MediaMTX {re.escape(version)}, linux, \w+\n"
+                     r".*INF configuration loaded from /mediamtx\.yml\n", logs), logs
     assert re.search(r"INF \[RTSP\] started with listeners on :8554 \(TCP/RTSP\)\n", logs), logs
     assert re.search(r"INF \[API\] started with listener on :9997 \(TCP/HTTP\)\n", logs), logs
     assert re.search(r"INF \[HLS\] started with listener on :8888 \(TCP/HTTP\)\n", logs), logs

@@ -31,21 +31,33 @@ from .core import Core  # noqa: E402
 
 async def serve(conf_path: str | None) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    log.info(f"MediaMTX {VERSION}")
     try:
         conf, loaded = load(conf_path)
     except (ConfError, OSError, ValueError) as exc:
-        log.error(f"{exc}")
+        # Upstream has no logger yet at this point: a bare line, no timestamp.
+        sys.stdout.write(f"ERR: {exc}\n")
         return 1
     _log_configuration(conf, loaded)
     return await _run(conf)
 
 
+def _go_arch() -> str:
+    """Go's ``GOARCH`` name of this machine (``armv7`` for 32-bit ARM, as upstream)."""
+    machine = os.uname().machine
+    names = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386"}
+    return names.get(machine, "armv7" if machine.startswith("armv7") else machine)
+
+
 def _log_configuration(conf: Conf, loaded: str) -> None:
-    """Apply ``logLevel`` and say, as upstream would, what is not served."""
+    """Upstream's first lines, once ``logLevel`` applies; then what is not served."""
     log.set_level(str(conf.global_values.get("logLevel", "info")))
+    log.info(f"MediaMTX {VERSION}, linux, {_go_arch()}")
     if loaded:
-        log.info(f"configuration loaded from {loaded}")
+        log.info(f"configuration loaded from {os.path.abspath(loaded)}")
+    else:
+        looked = ", ".join(os.path.abspath(p) for p in ("rtsp-simple-server.yml", "mediamtx.yml"))
+        log.warn(f"configuration file not found (looked in {looked}), "
+                 "using an empty configuration")
     for key in conf.ignored_keys:
         log.warn(f"parameter '{key}' is not supported by the envkit stand-in; ignored")
     g = conf.global_values
