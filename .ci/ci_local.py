@@ -166,13 +166,16 @@ class JobRun:
         env.update(self.env)
         env.update(step_env)
         env["PATH"] = ":".join([*self.path_prefix, f"{user.pw_dir}/.local/bin", BASE_PATH])
-        pytest = self.args.pytest
-        if pytest is None and "test-shard" in json.dumps(self.job):
-            pytest = DEFAULT_PYTEST
-        if pytest:
-            env["PYTEST_ADDOPTS"] = pytest
+        if self.pytest_addopts():
+            env["PYTEST_ADDOPTS"] = self.pytest_addopts()
         env.pop("ENVKIT_TEST_DOWN_ALL", None)
         return env
+
+    def pytest_addopts(self) -> str:
+        """The narrowing of pytest runs: --pytest, else the default for test-shard jobs."""
+        if self.args.pytest is None and "test-shard" in json.dumps(self.job):
+            return DEFAULT_PYTEST
+        return str(self.args.pytest or "")
 
     def run_step(self, step: dict[str, Any], number: int) -> str:
         """A ``run:`` step as the runner user: bash -eo pipefail, like GitHub's default shell."""
@@ -224,6 +227,9 @@ class JobRun:
     def run(self) -> bool:
         """Every step in order; then the stand-ins' post steps. True when the job passed."""
         self.started = time.time()
+        if self.pytest_addopts():
+            note(f"pytest narrowed for a local check: PYTEST_ADDOPTS={self.pytest_addopts()} "
+                 "(each pytest run selects only these; CI runs the whole selection)")
         self.temp.mkdir()
         shutil.chown(self.temp, USER, USER)
         for number, step in enumerate(self.job["steps"], 1):
