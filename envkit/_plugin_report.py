@@ -97,7 +97,7 @@ def _evidence(item: pytest.Item, report: pytest.TestReport, used: list[Stack]) -
         where = Path(folder) / folder_name(item.nodeid)
         try:
             where.mkdir(parents=True, exist_ok=True)
-            (where / "failure.txt").write_text(report.longreprtext + "\n")
+            (where / "failure.txt").write_text(_redacted(item, report.longreprtext, used) + "\n")
             for stack in used:
                 write_stack(stack, where / stack.id)
         except (OSError, EnvkitError) as exc:
@@ -112,6 +112,20 @@ def _evidence(item: pytest.Item, report: pytest.TestReport, used: list[Stack]) -
                 report.sections.append((f"envkit stack {stack.id} not kept", str(exc)))
                 continue
             report.sections.append((f"envkit kept stack {stack.id}", _how_to_reach(stack)))
+
+
+def _redacted(item: pytest.Item, text: str, used: list[Stack]) -> str:
+    """*text* less the secrets of every stack this worker made, not only the test's own.
+
+    ``failure.txt`` quotes pytest's report, with ``-l`` locals and assertion operands: a
+    test may hold a secret read from a stack's spec, even from an earlier test's stack.
+    """
+    from envkit._privileges import redact, secret_values
+
+    kit = item.config.stash[HOLDER_KEY].made
+    stacks = [*(kit.made if kit is not None else ()), *used]
+    return redact(text, secret_values(
+        svc.environment for stack in stacks for svc in stack.spec.services))
 
 
 def _how_to_reach(stack: Stack) -> str:

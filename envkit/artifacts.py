@@ -7,9 +7,11 @@
     DIR/<test id>/<stack id>/<service>.inspect.json   ``docker inspect`` of its container
     DIR/<test id>/failure.txt                     the test's failure as pytest reports it
 
-CI uploads DIR when a job fails, so the evidence outlives the runner. ``--envkit-logs DIR``
-streams every service's log into ``DIR/<stack id>.log`` while tests run (a follower
-thread per container), which also shows what happened before a failure.
+Secret-looking environment values are cut out of every file (``failure.txt``: those of
+all the stacks the worker made, since ``-l`` locals may hold one). CI uploads DIR when a
+job fails, so the evidence outlives the runner. ``--envkit-logs DIR`` streams every
+service's log into ``DIR/<stack id>.log`` while tests run (a follower thread per
+container), which also shows what happened before a failure.
 """
 
 from __future__ import annotations

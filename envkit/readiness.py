@@ -23,6 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from envkit import _checkargs, _exits
 from envkit._netstat import PROC_NET_TCP, host_view, listeners
+from envkit._privileges import redact
 from envkit.errors import EnvkitError, ReadinessTimeoutError
 
 LOG_TAIL_LINES = 30
@@ -66,6 +67,9 @@ class Target(Protocol):
     def logs(self) -> str: ...
 
     def exec(self, command: Sequence[str]) -> tuple[int, str]: ...
+
+    #: The service's secret-looking environment values, which no probe's message quotes.
+    secrets: frozenset[str]
 
 
 class Check(Protocol):
@@ -223,7 +227,10 @@ class Http:
         if response.status != self.status:
             raise NotReady(f"GET {self.path} answered {response.status}, not {self.status}")
         if self.body is not None and not self.body(text):
-            raise NotReady(f"GET {self.path} body did not satisfy the predicate: {text[:200]!r}")
+            # Quoted in ReadinessTimeoutError, hence CI logs: no secret a service echoes.
+            # Cut before the 200 characters are taken, so no part of a secret slips out.
+            shown = redact(text, target.secrets)[:200]
+            raise NotReady(f"GET {self.path} body did not satisfy the predicate: {shown!r}")
 
 
 @dataclass(frozen=True)

@@ -71,3 +71,60 @@ def test_failed_test_leaves_artifacts_and_a_kept_stack(
         down = _envkit("down", doc["stack"])
     assert down.returncode == 0, down.stderr
     assert list_stacks(client, selector=labels.selector(session=session)) == []
+
+
+SECRET_IN_LOCALS = """
+import secrets
+from pathlib import Path
+
+from envkit import Http, ServiceSpec, StackSpec
+from envkit.demo import LOCKED_DOWN, TESTSVC
+
+EARLIER = {}
+
+
+def _spec():
+    secret = "jwt-" + secrets.token_hex(12)
+    return StackSpec(name="secretive", services=[ServiceSpec(
+        name="web", image=TESTSVC, ports=[8080], ready=[Http(8080, "/health")],
+        environment={"SERVICE_NAME": "web", "APP_JWT_SECRET": secret}, **LOCKED_DOWN)])
+
+
+def test_holds_its_stack_s_secret(envkit_stack_factory):
+    stack = envkit_stack_factory(_spec())
+    secret = stack.spec.service("web").environment["APP_JWT_SECRET"]
+    Path("secret.txt").write_text(secret)
+    EARLIER["secret"] = secret
+    assert secret.startswith("nope"), secret
+
+def test_holds_an_earlier_test_s_secret():
+    remembered = EARLIER["secret"]
+    assert remembered.startswith("nope")
+"""
+
+
+@pytest.mark.integration
+def test_failure_txt_has_no_secret_of_the_worker_s_stacks(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``-l`` locals and assertion operands quote a secret; ``failure.txt`` cuts it out.
+
+    The second test uses no stack: the secret it holds came from the first test's stack,
+    already down, and is still one this worker's stacks had.
+    """
+    monkeypatch.setenv("ENVKIT_SESSION", f"art-{uuid.uuid4().hex[:10]}")
+    pytester.makepyfile(SECRET_IN_LOCALS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", "-p", "no:cacheprovider", "--envkit-no-sweep", "-l",
+        "--envkit-artifacts", "artifacts")
+    out = result.stdout.str()
+    result.assert_outcomes(failed=2)
+    secret = (pytester.path / "secret.txt").read_text()
+    assert secret in out  # pytest's own report quotes it: the artifact had it to leak
+    failures = {p.parent.name: p.read_text()
+                for p in (pytester.path / "artifacts").glob("*/failure.txt")}
+    assert len(failures) == 2, sorted(failures)
+    for name, text in failures.items():
+        # Not left out but cut out: the local is still listed (``-l``), its value hidden.
+        assert " = '<redacted>'" in text and "AssertionError" in text, (name, text)
+        assert secret not in text, (name, text)

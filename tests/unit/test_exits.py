@@ -23,6 +23,7 @@ class FakeTarget:
     """A service whose exec results and state the test scripts; counts its inspects."""
 
     service: str = "svc"
+    secrets: frozenset[str] = frozenset()
     states: list[ContainerState] = field(default_factory=lambda: [ContainerState("running")])
     log_text: str = ""
     exec_codes: list[int] = field(default_factory=list)

@@ -149,6 +149,7 @@ class ProbeTarget:
     """A running container whose every port is :func:`closing_port`; exec fails."""
 
     service = "web"
+    secrets: frozenset[str] = frozenset()
 
     def host_endpoint(self, port: int | str) -> tuple[str, int]:
         return "127.0.0.1", closing_port()

@@ -27,6 +27,7 @@ class FakeTarget:
     """A container whose state, logs and exec results the test scripts."""
 
     service: str = "svc"
+    secrets: frozenset[str] = frozenset()
     states: list[ContainerState] = field(default_factory=lambda: [ContainerState("running")])
     log_text: str = ""
     exec_codes: list[int] = field(default_factory=list)

@@ -8,13 +8,16 @@ its configuration (many do, at start) would put its JWT secret there. The handle
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
 import docker
 import pytest
 
-from envkit import Exec, LogLine, ReadinessTimeoutError
+from envkit import Exec, Http, LogLine, ReadinessTimeoutError
 from envkit._containers import ServiceHandle, create_service
 from envkit.readiness import wait_ready
 from envkit.spec import ServiceSpec
@@ -88,3 +91,40 @@ def test_a_failed_probe_s_output_is_redacted_too() -> None:
 def test_the_handle_s_log_which_dependency_errors_quote_is_redacted() -> None:
     logs = _handle("exited").logs()
     assert SECRET not in logs and TOKEN not in logs and "listening" in logs
+
+
+class _ConfigPage(BaseHTTPRequestHandler):
+    """Answers 200 with a status page that echoes the configuration, secret first."""
+
+    def do_GET(self) -> None:
+        body = f'{{"jwt_secret": "{SECRET}", "state": "starting"}}'.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test's output is the error under test."""
+
+
+@pytest.fixture
+def config_page() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ConfigPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_http_check_s_unsatisfied_body_is_quoted_without_the_secret(
+        config_page: int) -> None:
+    handle = _handle("running")
+    handle.ports = {"8080/tcp": config_page}
+    check = Http(8080, "/status", body=lambda text: '"state": "ready"' in text)
+    with pytest.raises(ReadinessTimeoutError) as info:
+        wait_ready(handle, [check], timeout=0.5)
+    # The body is still quoted (it says why the predicate failed), the secret cut out.
+    assert 'jwt_secret": "<redacted>", "state": "starting' in info.value.last_error, \
+        info.value.last_error
+    assert SECRET not in str(info.value) and SECRET not in info.value.last_error
