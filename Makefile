@@ -53,7 +53,7 @@ test: install
 SHARD ?= 1/1
 test-shard: install
 	$(PYTEST) -n 2 -m 'not engine_exclusive and not v4l2' --durations-path .test_durations \
-	  --splits $(lastword $(subst /, ,$(SHARD))) --group $(firstword $(subst /, ,$(SHARD))) \
+	  --splitting-algorithm least_duration --splits $(lastword $(subst /, ,$(SHARD))) --group $(firstword $(subst /, ,$(SHARD))) \
 	  $(PYTEST_ARGS) tests
 
 # Measures each test (the same selection, unsplit) into .test_durations for test-shard; commit
