@@ -16,7 +16,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,12 +260,15 @@ def create_service(
     labels: dict[str, str],
     container_name: str,
     volumes: Mapping[str, str] | None = None,
+    reimage: Callable[[], str] | None = None,
 ) -> ServiceHandle:
     """Create and start *spec*'s container on *network* and learn its host ports.
 
     Three requests: create, start, and one inspect for the ports Docker picked.
 
     :param volumes: the engine name of each of the stack's volumes, by spec name.
+    :param reimage: makes *image* present again and returns its tag; called once if the
+        engine has no such image (removed since a resolver cached it), then create retried.
     :raises EngineError: when Docker refuses the container.
     """
     api = engine.client.api
@@ -274,12 +277,20 @@ def create_service(
     create = _create_args(engine, spec, image, network=network, labels=labels,
                           container_name=container_name, volumes=volumes or {})
     attempts: list[int] = []
+    reimaged: list[int] = []
 
     def start() -> str:
         if attempts:
             _remove_partial(engine, container_name, labels)
         attempts.append(1)
-        ident = str(api.create_container(**create)["Id"])
+        try:
+            ident = str(api.create_container(**create)["Id"])
+        except docker.errors.ImageNotFound:
+            if reimage is None or reimaged:
+                raise
+            reimaged.append(1)  # once: an image that vanishes again is someone's cleanup
+            create["image"] = reimage()
+            ident = str(api.create_container(**create)["Id"])
         api.start(ident)
         return ident
 

@@ -145,7 +145,8 @@ def degrade(stack: Stack, service: str, port: int | str, *, impairment: Impairme
         proxy = create_service(engine=stack.engine, spec=proxy_spec, image=tag,
                                network=stack.network,
                                labels=stack.ownership.service_labels(name),
-                               container_name=f"{stack.network}-{name}")
+                               container_name=f"{stack.network}-{name}",
+                               reimage=lambda: stack._images.resolve(PROXY, recheck=True))
         if takeover:
             _engine.call(f"connect {name}", lambda: stack.engine.client.networks.get(
                 _behind(stack, service)).connect(proxy.container))

@@ -118,6 +118,10 @@ class ImageBuilder:
         # A base cannot change under a running session except through us, so its ID is
         # resolved once per builder; that keeps a cached ensure() at one inspect call.
         self._base_ids: dict[str, str] = {}
+        # Tags resolve() saw present: later stacks skip the inspect. Safe because an image
+        # removed since then fails container create with "No such image", on which the
+        # runtime asks again with recheck=True (see _containers.create_service).
+        self._seen: set[str] = set()
         self._core: tuple[str, ...] | None = None
         self._target: _wheels.Target | None = None
         self._mutex = threading.Lock()
@@ -188,16 +192,29 @@ class ImageBuilder:
         tag, _ = self._own_base(tuple(sorted({*self.core_packages, *extra})), make=True)
         return tag
 
-    def resolve(self, image: str | Build) -> str:
+    def resolve(self, image: str | Build, *, recheck: bool = False) -> str:
         """Return a tag present on the engine for *image* (runtime's ``ImageResolver``).
 
+        A tag this builder saw present is trusted without asking the engine again, so
+        repeated stacks cost no image inspect; the caller's container create then meets
+        an image removed since, and calls back with *recheck*.
+
         :param image: a build request, or a plain image reference to find or pull.
+        :param recheck: ask the engine (and build or pull) even for a tag seen present.
         :raises ImageError: the image can be neither built nor found nor pulled.
         """
-        if isinstance(image, str):
-            self._external(image)
-            return image
-        return self.ensure(image)
+        plan = None if isinstance(image, str) else self._plan(image, make=True)
+        tag = plan.tag if plan is not None else str(image)
+        if tag in self._seen and not recheck:
+            return tag
+        self._seen.discard(tag)
+        if plan is None:
+            self._external(tag)
+        else:
+            build_once(self._api, plan, lock_dir=self._lock_dir, say=self._say,
+                       engine=self._engine, peers=self._peers)
+        self._seen.add(tag)
+        return tag
 
     # --- planning -------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from envkit.spec import Build, ServiceSpec, StackSpec
 class ImageResolver(Protocol):
     """Turns a spec's image (tag or build) into a tag present on the engine."""
 
-    def resolve(self, image: str | Build) -> str: ...
+    def resolve(self, image: str | Build, *, recheck: bool = False) -> str: ...
 
 
 class StackState(enum.Enum):
@@ -164,6 +164,8 @@ class Stack(Faults):
                 for svc in self.spec.services:
                     check_devices(svc)
                     check_host_paths(svc)
+            # One image inspect per distinct image at most: the builder remembers tags it
+            # saw present (a create that meets a removed one calls back, see reimage).
             tags = {svc.name: self._images.resolve(svc.image) for svc in self.spec.services}
             if self._cancel.is_set():
                 raise Cancelled(f"stack {self.id} not started: its start was called off")
@@ -308,6 +310,7 @@ class Stack(Faults):
                 labels=self.ownership.service_labels(svc.name, svc.labels),
                 container_name=f"{self.network}-{svc.name}",
                 volumes={m.source: self.volume(m.source) for m in svc.mounts if m.is_volume},
+                reimage=partial(self._images.resolve, svc.image, recheck=True),
             )
         except BaseException as exc:
             started.set_exception(exc)

@@ -26,7 +26,7 @@ class FakeEngine:
 
 
 class Images:
-    def resolve(self, image: object) -> str:
+    def resolve(self, image: object, *, recheck: bool = False) -> str:
         return "img:1"
 
 

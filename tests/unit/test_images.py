@@ -273,6 +273,28 @@ def test_ensure_skips_existing_tag_with_one_inspect_after_base(root: Path, tmp_p
     assert api.calls == [f"inspect {tag}"]
 
 
+def test_resolve_inspects_a_tag_once_per_builder_unless_asked_to_recheck(
+        root: Path, tmp_path: Path) -> None:
+    """Stacks of one process share a builder: a tag seen present costs no more inspects.
+
+    ``recheck`` is the runtime's call after "No such image" at create: it asks the engine
+    again and rebuilds a tag removed since (here: removed behind the builder's back).
+    """
+    api = with_base(FakeApi({"redis:7": {"Id": "sha256:" + "f" * 64}}))
+    builder = make_builder(root, api, tmp_path)
+    tag = builder.resolve(Build(name="svc"))
+    assert builder.resolve("redis:7") == "redis:7"
+    api.calls.clear()
+    assert builder.resolve(Build(name="svc")) == tag and builder.resolve("redis:7") == "redis:7"
+    assert api.calls == []
+    del api.known[tag]
+    assert builder.resolve(Build(name="svc"), recheck=True) == tag
+    assert api.calls[0] == f"inspect {tag}" and f"build {tag}" in api.calls, api.calls
+    api.calls.clear()
+    builder.resolve("redis:7", recheck=True)
+    assert api.calls == ["inspect redis:7"]
+
+
 def test_user_base_image_is_used_without_bootstrapping(root: Path, tmp_path: Path) -> None:
     api = FakeApi({"python:3.12-slim": {"Id": "sha256:" + "e" * 64}})
     make_builder(root, api, tmp_path).ensure(
