@@ -299,12 +299,11 @@ def notes(ctx: dict[str, Any]) -> list[str]:
            + (f", warm pool off (`{ctx['pool']} 0`)." if ctx["pool"] else "."),
            "- **pytest alone**: the same tests with no stack: pytest and xdist's own cost.", ""]
     if ctx["pool"]:
-        out.append(f"- **envkit pool**: envkit with `{ctx['pool']} 1` (its default): a "
+        out.append(f"- **envkit pool**: envkit with `{ctx['pool']} 1` (one spare per spec; "
+                   "the default is 0, off) within `--envkit-pool-max-spares` (default 2): a "
                    "spare is started after a worker's first request; not in (d), where no "
-                   "test takes a spare. Not with `envkit_pool_stacks` (spares made while "
-                   "collection runs): in a smoke run on 2026-12-02 (at ed3de48) its worker "
-                   "failed with an import deadlock in docker-py (`_DeadlockError` importing "
-                   "docker.models.containers while the pool's thread imported it too).")
+                   "test takes a spare. Spares started at worker start while collection "
+                   "runs (ini `envkit_pool_stacks`) are not measured.")
     else:
         out.append("- **envkit pool**: not measured: no `--envkit-pool` option in this "
                    "checkout yet.")

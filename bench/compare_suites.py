@@ -211,13 +211,13 @@ class SuiteRunner:
         self.sessions.append(session)
         chosen = "test_fresh" if suite.fresh else "test_shared"
         if self.pool_option and not extra:
-            extra = (self.pool_option, "0")  # the pool is on by default: off here
+            extra = (self.pool_option, "0")  # off, whatever the checkout's default
         return self._pytest(name, ENVKIT, suite, [
             "--envkit-no-sweep", "--envkit-stack", "demo", "-k", chosen, *extra,
         ], {"ENVKIT_SESSION": session})
 
     def envkit_pool(self, suite: Suite) -> float:
-        """Run envkit with its warm pool on, at its default size (one spare per spec)."""
+        """Run envkit with its warm pool on: one spare per spec (the default is 0, off)."""
         assert self.pool_option is not None
         return self.envkit(suite, (self.pool_option, "1"), name="envkit pool")
 
