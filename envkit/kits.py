@@ -80,12 +80,16 @@ class Kit:
     :param blocks: block name -> factory taking the YAML ``with:`` options, for a stack
         file's ``use: NAME``.
     :param doctor: checks ``envkit doctor`` runs after the core's.
+    :param imports: modules its factories import when called (so that loading the kit
+        stays cheap); a warm pool imports them before its thread may call a factory
+        (see :meth:`Registry.import_modules`).
     """
 
     name: str
     stacks: Mapping[str, StackFactory] = field(default_factory=dict)
     blocks: Mapping[str, BlockFactory] = field(default_factory=dict)
     doctor: Sequence[DoctorCheck] = ()
+    imports: Sequence[str] = ()
 
 
 class Registry:
@@ -149,6 +153,24 @@ class Registry:
             )
         factory: StackFactory = self._stacks[name][1]
         return factory(ctx)
+
+    def import_modules(self) -> None:
+        """Import every kit's :attr:`Kit.imports` in this thread.
+
+        Before another thread calls the factories while this one goes on importing: two
+        threads importing one package at once can deadlock (see
+        :func:`envkit.session._import_for_spares`).
+
+        :raises EnvkitError: for a module that does not import, naming its kit.
+        """
+        for kit in self.kits:
+            for module in kit.imports:
+                try:
+                    importlib.import_module(module)
+                except ImportError as exc:
+                    raise EnvkitError(f"kit {kit.name!r} names {module!r} in its imports, "
+                                      f"which does not import: {exc}",
+                                      fix="correct the kit's imports") from None
 
     def block(self, name: str, ctx: KitContext, options: Mapping[str, Any]) -> ServiceSpec:
         """The service the block *name* makes with *options*.

@@ -8,6 +8,8 @@ first use, not at construction: the plugin makes one for every pytest run.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import itertools
 import os
 import threading
@@ -254,10 +256,9 @@ class Envkit:
         pool = self._warm_pool()
         if pool is None:
             return
-        # Imported here first: this thread (a test's first fixture) and the pool's would
-        # otherwise import the docker SDK at once, which can deadlock in importlib.
-        from envkit import _engine, compose, images, reaper, runtime, stackfile  # noqa: F401
-
+        with contextlib.suppress(EnvkitError):  # a broken kit: the test meets it itself
+            self.kits.import_modules()  # what their factories import, as below
+        _import_for_spares()
         pool.prepare(ref, lambda: self.spec(ref))
 
     def close_pool(self, timeout: float | None = None) -> list[str]:
@@ -357,6 +358,28 @@ class Envkit:
                 sweep_scope(self.settings, self._run, self.engine)):  # one per engine
             return
         reaper.sweep(self.engine, older_than=reaper.older_than_from_env(self.environ))
+
+
+def _import_for_spares() -> None:
+    """Import, in the caller's thread, the packages the pool's thread will import.
+
+    The caller of :meth:`Envkit.prepare` goes on importing (pytest collects, the first
+    fixture connects) while the pool's thread starts spares, and two threads importing
+    one package can fail with importlib's ``_DeadlockError`` (CPython gh-83065): one
+    imports a submodule by name, taking its lock before the package's, while the other
+    runs the package's ``__init__``, which wants that submodule. docker-py has that shape
+    (``envkit.runtime`` imports ``docker.models.containers``, ``envkit._engine`` imports
+    ``docker``). An imported package is only looked up, so the core's start is left
+    nothing to race for but plain modules (requests' ``netrc``); a kit names what its
+    factories import in :attr:`~envkit.kits.Kit.imports`.
+
+    Not a pool started after collection: the start would no longer overlap collection,
+    the point of ``envkit_pool_stacks``, and fixtures import lazily too. Not the spec
+    resolved here: a kit's stack may consult the engine (the camera kit's pulls).
+    """
+    for name in ("_containers", "_engine", "_engines", "_remover", "compose", "images",
+                 "readiness", "reaper", "runtime", "stackfile"):
+        importlib.import_module(f"envkit.{name}")
 
 
 def unpoolable(spec: StackSpec) -> str | None:

@@ -45,4 +45,6 @@ KIT = Kit(
     stacks={"default": _default},
     blocks={"mediamtx": _mediamtx, "camera-service": _camera_service},
     doctor=(_cameras,),
+    imports=("envkit.camera.stack", "envkit.camera.mediamtx", "envkit.camera.leases",
+             "envkit.camera.hotplug"),
 )
