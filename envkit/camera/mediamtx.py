@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from envkit.camera.settings import SETTING, SETTING_ENV
 from envkit.errors import EngineError, SpecError
-from envkit.readiness import Http, LogLine
+from envkit.readiness import Http, Tcp
 from envkit.spec import Build, ServiceSpec
 
 if TYPE_CHECKING:
@@ -33,7 +33,11 @@ PACKAGES = ("ffmpeg", "python3-aiohttp", "python3-websockets", "python3-jwt", "p
 STANDIN = Build(name="mediamtx-standin", context=CONTEXTS / "mediamtx-standin",
                 namespace=NAMESPACE, packages=PACKAGES)
 PORTS = (8554, 9997, 8888, 8889)
-READY = (LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/paths/list"))
+#: The API first (the stand-in opens its servers before it, so Tcp then passes at its
+#: first probe), then Tcp proves RTSP itself listens on 8554 inside the container, read
+#: from its own sockets with no engine request. A LogLine for the RTSP listener cost two
+#: engine requests per probe instead (docker-py's logs() inspects the container first).
+READY = (Http(9997, "/v3/paths/list"), Tcp(8554))
 
 
 @dataclass(frozen=True)

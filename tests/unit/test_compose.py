@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envkit import Healthy, Http, LogLine, StackSpec
+from envkit import Healthy, Http, StackSpec, Tcp
 from envkit.camera import mediamtx
 from envkit.camera import stack as camera_stack
 from envkit.compose import is_compose_file, labels_override, load_compose, main
@@ -83,7 +83,7 @@ def test_default_stack_settings_come_from_the_compose_file() -> None:
     assert media.image == Build(name="mediamtx-standin", context=mediamtx.CONTEXTS
                                 / "mediamtx-standin", namespace="camera-kit",
                                 packages=mediamtx.PACKAGES)
-    assert media.ready == (LogLine(r"\[RTSP\] .*listener.* :8554"), Http(9997, "/v3/paths/list"))
+    assert media.ready == (Http(9997, "/v3/paths/list"), Tcp(8554))
     assert media.ready_timeout == 60.0 and media.stop_timeout == 2.0 and media.init
     assert [p.number for p in media.published] == [8554, 9997, 8888, 8889]
     assert cam.image == camera_stack.IMAGE and cam.conditions == {"mediamtx": "started"}
