@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -127,7 +128,9 @@ def start(*, index: int = 0, timeout: float = 60.0, pool_base: int = 16,
     pool = f"10.{200 + index % 50}.0.0/16"
     base = f"10.{200 + index % 50}.0.0/{pool_base}"
     data_root = _data_root(folder)
-    namespace = f"envkit-e2-{folder.name[-8:]}"
+    # containerd refuses a namespace with "_" next to "-" or at an end, and mkdtemp's random
+    # part may hold "_": hex is always valid.
+    namespace = f"envkit-e2-{secrets.token_hex(4)}"
     bridge = _bridge(index)
     cmd = [binary, "--config-file", str(folder / "daemon.json"), "--data-root", str(data_root),
            "-H", f"unix://{folder}/s.sock", "--exec-root", str(folder / "x"),
