@@ -8,9 +8,14 @@ network create succeeds, and an image resolver that answers one tag.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import docker.errors
+
+from envkit._netstat import PROC_NET_TCP
+from envkit.readiness import ContainerState
 
 
 class FakeEngine:
@@ -82,3 +87,36 @@ class PoolEngine:
                 self.attrs = {"IPAM": {"Config": [{"Subnet": subnet}]}}
 
         return [Net(s) for s in self.subnets.values()]
+
+
+@dataclass
+class FakeTarget:
+    """A container whose state, logs and exec results the test scripts; counts inspects."""
+
+    service: str = "svc"
+    secrets: frozenset[str] = frozenset()
+    states: list[ContainerState] = field(default_factory=lambda: [ContainerState("running")])
+    log_text: str = ""
+    exec_codes: list[int] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+    inspections: int = 0
+    #: What ``cat /proc/net/tcp /proc/net/tcp6`` prints (or raises) in the container.
+    sockets: Callable[[], tuple[int, str]] = lambda: (0, "")
+    commands: list[tuple[str, ...]] = field(default_factory=list)
+    container: Any = None
+
+    def host_endpoint(self, port: int | str) -> tuple[str, int]:
+        return "127.0.0.1", self.ports[str(port) if "/" in str(port) else f"{port}/tcp"]
+
+    def state(self) -> ContainerState:
+        self.inspections += 1
+        return self.states[min(self.inspections, len(self.states)) - 1]
+
+    def logs(self) -> str:
+        return self.log_text
+
+    def exec(self, command: Sequence[str]) -> tuple[int, str]:
+        self.commands.append(tuple(command))
+        if tuple(command) == PROC_NET_TCP:
+            return self.sockets()
+        return (self.exec_codes.pop(0) if self.exec_codes else 0), "out"

@@ -4,44 +4,18 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from engine_fakes import FakeTarget
 
 from envkit import Exec, ReadinessTimeoutError
 from envkit._exits import SINCE_MARGIN, StackExits, lifetime
 from envkit.readiness import ContainerState, wait_ready
 
 WAIT = 10.0
-
-
-@dataclass
-class FakeTarget:
-    """A service whose exec results and state the test scripts; counts its inspects."""
-
-    service: str = "svc"
-    secrets: frozenset[str] = frozenset()
-    states: list[ContainerState] = field(default_factory=lambda: [ContainerState("running")])
-    log_text: str = ""
-    exec_codes: list[int] = field(default_factory=list)
-    inspections: int = 0
-    container: Any = None
-
-    def host_endpoint(self, port: int | str) -> tuple[str, int]:
-        raise KeyError(port)
-
-    def state(self) -> ContainerState:
-        self.inspections += 1
-        return self.states[min(self.inspections, len(self.states)) - 1]
-
-    def logs(self) -> str:
-        return self.log_text
-
-    def exec(self, command: Sequence[str]) -> tuple[int, str]:
-        return (self.exec_codes.pop(0) if self.exec_codes else 0), ""
 
 
 class Stream:

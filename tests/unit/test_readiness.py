@@ -7,12 +7,12 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from engine_fakes import FakeTarget
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,38 +20,6 @@ from envkit import Exec, Healthy, LogLine, ReadinessTimeoutError, Tcp
 from envkit._netstat import PROC_NET_TCP, host_view, listeners
 from envkit.errors import EngineError
 from envkit.readiness import ContainerState, NotReady, wait_ready
-
-
-@dataclass
-class FakeTarget:
-    """A container whose state, logs and exec results the test scripts."""
-
-    service: str = "svc"
-    secrets: frozenset[str] = frozenset()
-    states: list[ContainerState] = field(default_factory=lambda: [ContainerState("running")])
-    log_text: str = ""
-    exec_codes: list[int] = field(default_factory=list)
-    ports: dict[str, int] = field(default_factory=dict)
-    inspections: int = 0
-    #: What ``cat /proc/net/tcp /proc/net/tcp6`` prints (or raises) in the container.
-    sockets: Callable[[], tuple[int, str]] = lambda: (0, "")
-    commands: list[tuple[str, ...]] = field(default_factory=list)
-
-    def host_endpoint(self, port: int | str) -> tuple[str, int]:
-        return "127.0.0.1", self.ports[str(port) if "/" in str(port) else f"{port}/tcp"]
-
-    def state(self) -> ContainerState:
-        self.inspections += 1
-        return self.states[min(self.inspections, len(self.states)) - 1]
-
-    def logs(self) -> str:
-        return self.log_text
-
-    def exec(self, command: Sequence[str]) -> tuple[int, str]:
-        self.commands.append(tuple(command))
-        if tuple(command) == PROC_NET_TCP:
-            return self.sockets()
-        return (self.exec_codes.pop(0) if self.exec_codes else 0), "out"
 
 
 def test_log_line_passes_once_it_appears() -> None:
